@@ -1,0 +1,155 @@
+"""Typed settings for every stage, loadable from one TOML file with a section per stage.
+
+Every number a user may tune lives here; scripts, notebooks and the CLI build these objects
+and pass them down instead of repeating constants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+NUM_PREDICTIONS = 25
+"""How many ranked ids the competition scores per row (MAP@25)."""
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used; the message names the file and key."""
+
+
+@dataclass
+class TextConfig:
+    """How a wrong answer becomes a query and a misconception becomes a document."""
+
+    query_template: str = field(
+        default=(
+            "Subject: {subject}\nTopic: {construct}\nQuestion: {question}\n"
+            "Correct answer: {correct_answer}\nWrong answer: {wrong_answer}"
+        ),
+        metadata={"help": "Fields: subject, construct, question, correct_answer, wrong_answer."},
+    )
+    misconception_template: str = field(
+        default="{misconception}", metadata={"help": "Field: misconception."}
+    )
+    query_instruction: str = field(
+        default="", metadata={"help": "Prefix put before every query (LLM embedders)."}
+    )
+    misconception_instruction: str = field(
+        default="", metadata={"help": "Prefix put before every misconception text."}
+    )
+
+
+@dataclass
+class RetrievalConfig:
+    """Embedding models and exact top-K search."""
+
+    models: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Model folders; empty means the bundled all-MiniLM-L6-v2."},
+    )
+    fusion: str = field(default="mean", metadata={"help": "'mean' of scores or 'rrf'."})
+    rrf_k: int = field(default=60, metadata={"help": "Constant k of reciprocal-rank fusion."})
+    rrf_depth: int = field(default=100, metadata={"help": "Ranks of each model that RRF fuses."})
+    top_k: int = field(default=NUM_PREDICTIONS, metadata={"help": "Ids kept per row."})
+    batch_size: int = field(default=64, metadata={"help": "Texts per encoding batch."})
+    max_seq_length: int = field(default=256, metadata={"help": "Tokens kept per text."})
+    device: str = field(default="auto", metadata={"help": "'auto', 'cpu', 'cuda', 'cuda:1'..."})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "'auto' (bf16 where the hardware runs it fast, fp16 on older GPUs, "
+            "else fp32), 'float32', 'bfloat16' or 'float16'."
+        },
+    )
+    query_chunk_size: int = field(
+        default=4096, metadata={"help": "Queries scored against all documents at once."}
+    )
+    show_progress: bool = field(default=True, metadata={"help": "Progress bars while encoding."})
+
+
+@dataclass
+class EvaluateConfig:
+    """Question-grouped cross-validation."""
+
+    folds: int = field(default=5, metadata={"help": "Number of question-grouped folds."})
+    seed: int = field(default=42, metadata={"help": "Seed of the fold assignment."})
+    commit_run_questions: int = field(
+        default=300,
+        metadata={"help": "Train questions scored on a Kaggle commit run (not the rerun)."},
+    )
+
+
+@dataclass
+class KitConfig:
+    """All stages together: one object per TOML section."""
+
+    text: TextConfig = field(default_factory=TextConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(value: Any, expected: Any, where: str) -> Any:
+    origin = typing.get_origin(expected)
+    if origin is list:
+        (item_type,) = typing.get_args(expected)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check_type(item, item_type, f"{where}[{i}]") for i, item in enumerate(value)]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected int, got {value!r}")
+    if not isinstance(value, expected):
+        raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+    checked = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    return cls(**checked)
+
+
+def config_from_dict(values: dict[str, Any], source: str = "config") -> KitConfig:
+    """Build a KitConfig from nested dicts; any missing key keeps its default."""
+    sections = {f.name: f for f in dataclasses.fields(KitConfig)}
+    unknown = sorted(set(values) - set(sections))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(sections)}")
+    hints = typing.get_type_hints(KitConfig)
+    built = {}
+    for name, section in values.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        built[name] = _build_section(hints[name], section, f"{source} [{name}]")
+    return KitConfig(**built)
+
+
+def load_config(path: str | Path | None) -> KitConfig:
+    """Read a TOML config file; `None` gives the defaults."""
+    if path is None:
+        return KitConfig()
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: config file not found") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    return config_from_dict(values, source=str(path))
