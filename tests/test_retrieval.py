@@ -1,0 +1,122 @@
+"""Exact chunked top-K, fusion, dtype choice, and retrieval with a tiny and the real model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eedi_utils.config import KitConfig, RetrievalConfig
+from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.metrics import map_at_k
+from eedi_utils.retrieval import (
+    encode,
+    fused_top_k,
+    load_embedder,
+    reciprocal_rank_fusion,
+    resolve_dtype,
+    retrieve,
+)
+from eedi_utils.text import misconception_texts, query_texts
+
+
+def normalised(*shape: int, seed: int) -> torch.Tensor:
+    return torch.nn.functional.normalize(
+        torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=1
+    )
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 1000])
+def test_chunked_top_k_equals_full_matrix(chunk_size) -> None:
+    queries, documents = normalised(50, 16, seed=0), normalised(300, 16, seed=1)
+    scores, positions = fused_top_k([queries], [documents], k=25, chunk_size=chunk_size)
+    full = (queries @ documents.T).topk(25, dim=1)
+    assert torch.equal(positions, full.indices)
+    assert torch.allclose(scores, full.values)
+
+
+def test_mean_fusion_is_the_weighted_mean_of_cosines() -> None:
+    q1, q2 = normalised(20, 8, seed=2), normalised(20, 12, seed=3)
+    d1, d2 = normalised(40, 8, seed=4), normalised(40, 12, seed=5)
+    scores, positions = fused_top_k([q1, q2], [d1, d2], k=5, chunk_size=6, weights=[3, 1])
+    expected = (0.75 * q1 @ d1.T + 0.25 * q2 @ d2.T).topk(5, dim=1)
+    assert torch.equal(positions, expected.indices)
+    assert torch.allclose(scores, expected.values, atol=1e-6)
+
+
+def test_k_larger_than_documents_is_capped() -> None:
+    _, positions = fused_top_k([normalised(3, 4, seed=6)], [normalised(5, 4, seed=7)], k=25)
+    assert positions.shape == (3, 5)
+
+
+def test_reciprocal_rank_fusion_by_hand() -> None:
+    first = torch.tensor([[0, 1, 2]])
+    second = torch.tensor([[2, 1, 3]])
+    # rrf_k=0: doc0 1, doc1 1/2+1/2=1, doc2 1/3+1 = 4/3, doc3 1/3
+    fused = reciprocal_rank_fusion([first, second], k=3, n_documents=5, rrf_k=0)
+    assert fused.tolist() == [[2, 0, 1]] or fused.tolist() == [[2, 1, 0]]
+    assert fused[0, 0].item() == 2
+
+
+def test_dtype_choice() -> None:
+    assert resolve_dtype("float32", "cpu") is torch.float32
+    assert resolve_dtype("float16", "cuda") is torch.float16
+    assert resolve_dtype("auto", "cpu") in (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="dtype must be"):
+        resolve_dtype("int8", "cpu")
+
+
+def test_tiny_model_retrieval_returns_valid_positions(tiny_model, sample) -> None:
+    data = CompetitionData(sample)
+    config = KitConfig()
+    config.retrieval.show_progress = False
+    long = data.test()
+    documents = misconception_texts(data.misconceptions, config.text)
+    positions = retrieve(query_texts(long, config.text), documents, [tiny_model], config.retrieval)
+    assert positions.shape == (len(long), 25)
+    assert all(len(set(row)) == 25 for row in positions.tolist())
+    assert positions.max() < len(documents)
+
+    config.retrieval.fusion = "rrf"
+    fused = retrieve(
+        query_texts(long, config.text), documents, [tiny_model, None], config.retrieval
+    )
+    assert fused.shape == (len(long), 25)
+
+
+def test_encode_is_normalised_and_batched_the_same(tiny_model) -> None:
+    texts = [f"question number {i} about fractions" for i in range(10)]
+    small = RetrievalConfig(batch_size=3, show_progress=False, dtype="float32")
+    large = RetrievalConfig(batch_size=64, show_progress=False, dtype="float32")
+    model = load_embedder(tiny_model, small)
+    a, b = encode(model, texts, small), encode(model, texts, large)
+    assert torch.allclose(a.norm(dim=1), torch.ones(10), atol=1e-5)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_missing_model_folder_is_named(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
+        load_embedder(tmp_path / "nope", RetrievalConfig())
+
+
+def test_unknown_fusion_is_refused_before_loading(sample) -> None:
+    with pytest.raises(ValueError, match="fusion must be"):
+        retrieve(["q"], ["d"], ["/does/not/matter"], RetrievalConfig(fusion="max"))
+
+
+@pytest.mark.slow
+def test_default_model_beats_chance_on_the_sample(sample) -> None:
+    data = CompetitionData(sample)
+    config = KitConfig()
+    config.retrieval.show_progress = False
+    train = labelled(data.train())
+    positions = retrieve(
+        query_texts(train, config.text),
+        misconception_texts(data.misconceptions, config.text),
+        [None],
+        config.retrieval,
+    )
+    ranked = data.misconceptions["MisconceptionId"].to_numpy()[positions]
+    score = map_at_k(ranked, train["MisconceptionId"].to_numpy(np.int64))
+    chance = np.mean([1 / r for r in range(1, 26)]) * 25 / len(data.misconceptions)
+    assert score > 5 * chance
