@@ -1,0 +1,110 @@
+"""`eedi`: the command line over the package (predict a submission, evaluate retrieval)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from eedi_utils import pipeline
+from eedi_utils.config import ConfigError, KitConfig, load_config
+from eedi_utils.data import CompetitionData, DataError
+from eedi_utils.kaggle_env import DATA_DIR_VARIABLE, output_dir, resolve_data_dir
+from eedi_utils.submission import SubmissionError
+
+DATA_HELP = (
+    f"folder holding the competition CSVs (Kaggle layout); default: ${DATA_DIR_VARIABLE}, "
+    "then the Kaggle competition input, then the bundled sample"
+)
+MODEL_HELP = (
+    "sentence-transformers model folder; repeat to fuse several; "
+    "default: [retrieval] models of the config, else the bundled all-MiniLM-L6-v2"
+)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help=DATA_HELP)
+    parser.add_argument("--model", action="append", dest="models", metavar="PATH", help=MODEL_HELP)
+    parser.add_argument("--config", metavar="FILE", help="TOML file with a section per stage")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eedi",
+        description="Rank the misconceptions behind each wrong answer of the Eedi maths "
+        "questions (Kaggle: Eedi - Mining Misconceptions in Mathematics).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    predict = commands.add_parser(
+        "predict",
+        help="write submission.csv for DATA/test.csv",
+        description="Rank misconceptions for every wrong answer of test.csv and write a "
+        "validated submission.csv.",
+    )
+    _common(predict)
+    predict.add_argument(
+        "--out",
+        metavar="FILE",
+        help="default: ./submission.csv (/kaggle/working/submission.csv on Kaggle)",
+    )
+    predict.add_argument("--top-k", type=int, help="ids per row (default 25)")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score retrieval on train.csv by question-grouped CV; prints JSON",
+        description="Score retrieval on the labelled rows of train.csv, split into folds grouped "
+        "by QuestionId; prints MAP@25, recall@25 and n, overall and for rows whose misconception "
+        "is seen vs unseen in the fold's training side.",
+    )
+    _common(evaluate)
+    evaluate.add_argument("--folds", type=int, help="number of folds (default 5)")
+    evaluate.add_argument("--fold", type=int, help="score only this fold (default: every fold)")
+    evaluate.add_argument("--max-questions", type=int, help="score a seeded sample of questions")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> KitConfig:
+    config = load_config(args.config)
+    if args.quiet:
+        config.retrieval.show_progress = False
+    if getattr(args, "top_k", None) is not None:
+        config.retrieval.top_k = args.top_k
+    if getattr(args, "folds", None) is not None:
+        config.evaluate.folds = args.folds
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    source = resolve_data_dir(args.data_dir)
+    print(f"data: {source}", file=sys.stderr)
+    data = CompetitionData(source.path)
+    if args.command == "predict":
+        out = args.out or output_dir() / "submission.csv"
+        path = pipeline.predict(data, out, args.models, config)
+        print(f"wrote {path}", file=sys.stderr)
+    else:
+        report = pipeline.evaluate(data, args.models, config, args.fold, args.max_questions)
+        print(json.dumps({"data_dir": str(source.path), **report}, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+    )
+    try:
+        return run(args)
+    except (DataError, ConfigError, SubmissionError, FileNotFoundError, ValueError) as err:
+        print(f"eedi: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

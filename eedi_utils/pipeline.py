@@ -1,0 +1,83 @@
+"""The two jobs every entry point runs: predict a submission, and score retrieval by CV."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eedi_utils.config import KitConfig
+from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.metrics import score_report
+from eedi_utils.retrieval import retrieve
+from eedi_utils.splits import question_folds
+from eedi_utils.submission import build_submission, write_submission
+from eedi_utils.text import misconception_texts, query_texts
+
+ModelPaths = Sequence[str | Path | None]
+
+
+def _model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Path | None]:
+    """Models given on the command line win over the config; none means the default model."""
+    return list(models or config.retrieval.models or [None])
+
+
+def rank_misconceptions(
+    long: pd.DataFrame, data: CompetitionData, models: ModelPaths | None, config: KitConfig
+) -> np.ndarray:
+    """Ranked MisconceptionIds, shape (rows of `long`, top_k)."""
+    positions = retrieve(
+        query_texts(long, config.text),
+        misconception_texts(data.misconceptions, config.text),
+        _model_paths(models, config),
+        config.retrieval,
+    )
+    return data.misconceptions["MisconceptionId"].to_numpy()[positions]
+
+
+def predict(
+    data: CompetitionData, out: str | Path, models: ModelPaths | None, config: KitConfig
+) -> Path:
+    """Rank misconceptions for every wrong answer of test.csv and write a validated submission."""
+    test = data.test()
+    ranked = rank_misconceptions(test, data, models, config)
+    submission = build_submission(test, ranked)
+    ids = data.misconceptions["MisconceptionId"].tolist()
+    return write_submission(submission, out, test, ids, config.retrieval.top_k)
+
+
+def evaluate(
+    data: CompetitionData,
+    models: ModelPaths | None,
+    config: KitConfig,
+    fold: int | None = None,
+    max_questions: int | None = None,
+) -> dict:
+    """Score retrieval on labelled train rows, split by question into `config.evaluate.folds`.
+
+    With `fold` set, only that fold's validation rows are scored; otherwise every labelled row
+    is scored once, as part of the fold that holds it out. Each row counts as seen or unseen by
+    whether its gold id appears in its fold's training rows. `max_questions` scores a seeded
+    sample of that many questions (a quick check on Kaggle's commit run).
+    """
+    train = labelled(data.train())
+    folds = question_folds(train, config.evaluate.folds, config.evaluate.seed)
+    if fold is not None and not 0 <= fold < len(folds):
+        raise ValueError(f"fold must be between 0 and {len(folds) - 1}, got {fold}")
+    chosen = folds if fold is None else [folds[fold]]
+    gold = train["MisconceptionId"].to_numpy(np.int64)
+    rows = np.concatenate([f.val_rows for f in chosen])
+    seen = np.concatenate([f.seen_mask(gold[f.val_rows]) for f in chosen])
+    if max_questions is not None:
+        questions = train["QuestionId"].to_numpy()[rows]
+        unique = np.unique(questions)
+        if max_questions < len(unique):
+            rng = np.random.default_rng(config.evaluate.seed)
+            selected = np.isin(questions, rng.choice(unique, max_questions, replace=False))
+            rows, seen = rows[selected], seen[selected]
+    scored = train.iloc[rows].reset_index(drop=True)
+    ranked = rank_misconceptions(scored, data, models, config)
+    report = score_report(ranked, gold[rows], seen, config.retrieval.top_k)
+    return {"folds": config.evaluate.folds, "fold": "all" if fold is None else fold, **report}

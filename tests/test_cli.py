@@ -1,0 +1,121 @@
+"""`eedi predict` and `eedi evaluate` as a user runs them, and their error handling."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from eedi_utils.cli import main
+from eedi_utils.data import CompetitionData
+from eedi_utils.submission import read_submission, validate_submission
+
+
+def test_predict_writes_a_valid_submission(sample, tiny_model, tmp_path, capsys) -> None:
+    out = tmp_path / "sub.csv"
+    code = main(
+        [
+            "predict",
+            "--data-dir",
+            str(sample),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    data = CompetitionData(sample)
+    validate_submission(
+        read_submission(out), data.test(), set(data.misconceptions["MisconceptionId"])
+    )
+    assert f"data: {sample} (--data-dir)" in capsys.readouterr().err
+
+
+def test_predict_top_k_and_config_file(sample, tiny_model, tmp_path) -> None:
+    config = tmp_path / "kit.toml"
+    config.write_text(f'[retrieval]\nmodels = ["{tiny_model}"]\nbatch_size = 4\n')
+    out = tmp_path / "sub.csv"
+    assert (
+        main(
+            [
+                "predict",
+                "--data-dir",
+                str(sample),
+                "--out",
+                str(out),
+                "--config",
+                str(config),
+                "--top-k",
+                "10",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert {len(v.split()) for v in read_submission(out)["MisconceptionId"]} == {10}
+
+
+def test_evaluate_prints_json_with_seen_unseen(sample, tiny_model, capsys) -> None:
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data-dir",
+                str(sample),
+                "--model",
+                str(tiny_model),
+                "--folds",
+                "3",
+                "--fold",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["fold"] == 1 and report["folds"] == 3
+    assert report["seen"]["n"] + report["unseen"]["n"] == report["n"] > 0
+    for key in ("map@25", "recall@25", "unseen_share", "rank_histogram"):
+        assert key in report
+
+
+def test_bad_data_exits_non_zero_naming_file_row_column(data_copy, capsys) -> None:
+    path = data_copy / "train.csv"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("\n0,", "\nzero,", 1), encoding="utf-8"
+    )
+    assert main(["evaluate", "--data-dir", str(data_copy), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "eedi: error:" in err and "train.csv, row 1 (QuestionId zero), column QuestionId" in err
+
+
+def test_bad_config_and_bad_fold_exit_non_zero(sample, tmp_path, capsys) -> None:
+    config = tmp_path / "kit.toml"
+    config.write_text("[retrieval]\nbatch = 3\n")
+    assert main(["predict", "--data-dir", str(sample), "--config", str(config)]) == 2
+    assert "unknown key(s) ['batch']" in capsys.readouterr().err
+    assert main(["evaluate", "--data-dir", str(sample), "--folds", "3", "--fold", "5"]) == 2
+    assert "fold must be between 0 and 2" in capsys.readouterr().err
+
+
+def test_help_reads_well(capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    assert caught.value.code == 0
+    text = capsys.readouterr().out
+    assert "predict" in text and "evaluate" in text
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "--data-dir" in capsys.readouterr().out
+
+
+def test_console_script_is_installed() -> None:
+    executable = shutil.which("eedi")
+    assert executable, "the `eedi` console script is not on PATH"
+    result = subprocess.run([executable, "--help"], capture_output=True, text=True, check=True)
+    assert "usage: eedi" in result.stdout
