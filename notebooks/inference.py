@@ -1,0 +1,48 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Eedi misconceptions: inference
+# Ranks the 25 most likely misconceptions for every wrong answer of `test.csv` and writes a
+# validated `submission.csv`, exactly as `eedi predict` does.
+#
+# Inputs, first found wins: `$EEDI_DATA_DIR`, the Kaggle competition input, the sample bundled
+# with the package. On Kaggle's commit run (not the scoring rerun) it first scores a
+# question-grouped CV sample of train and prints MAP@25, seen and unseen.
+
+# %% parameters
+import os
+
+CONFIG_FILE = os.environ.get("EEDI_CONFIG")  # a TOML file with a section per stage, or None
+MODELS: list[str] = []  # model folders, e.g. under /kaggle/input; empty: the config's or default
+
+# %% 1. Settings and data
+import json
+
+from eedi_utils import pipeline
+from eedi_utils.config import load_config
+from eedi_utils.data import CompetitionData
+from eedi_utils.kaggle_env import is_competition_rerun, output_dir, resolve_data_dir
+
+config = load_config(CONFIG_FILE)
+source = resolve_data_dir()
+print(f"data: {source}")
+data = CompetitionData(source.path)
+
+# %% 2. Quick CV on the commit run (skipped in the scoring rerun)
+if not is_competition_rerun() and data.has_train:
+    report = pipeline.evaluate(
+        data, MODELS, config, fold=0, max_questions=config.evaluate.commit_run_questions
+    )
+    print(json.dumps(report, indent=2))
+
+# %% 3. Predict the test set and write the submission
+submission_path = pipeline.predict(data, output_dir() / "submission.csv", MODELS, config)
+print(f"wrote {submission_path}")

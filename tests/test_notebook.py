@@ -1,0 +1,93 @@
+"""The inference notebook runs as a script and as a notebook, and writes a valid submission."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import pytest
+from nbclient import NotebookClient
+
+from eedi_utils.data import CompetitionData
+from eedi_utils.submission import read_submission, validate_submission
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "inference.py"
+
+
+def assert_valid_submission(path: Path, data_dir: Path) -> None:
+    data = CompetitionData(data_dir)
+    ids = set(data.misconceptions["MisconceptionId"])
+    validate_submission(read_submission(path), data.test(), ids)
+
+
+@pytest.fixture()
+def tiny_config(tmp_path, tiny_model) -> Path:
+    path = tmp_path / "kit.toml"
+    path.write_text(
+        f'[retrieval]\nmodels = ["{tiny_model}"]\nshow_progress = false\n[evaluate]\nfolds = 3\n'
+    )
+    return path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("EEDI_DATA_DIR", "EEDI_CONFIG", "KAGGLE_IS_COMPETITION_RERUN")
+    }
+    return {**env, **extra}
+
+
+@pytest.mark.slow
+def test_script_runs_the_main_job_on_the_bundled_sample(tmp_path, sample) -> None:
+    result = subprocess.run(
+        [sys.executable, str(NOTEBOOK)],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(bundled sample)" in result.stdout
+    assert '"map@25"' in result.stdout  # the commit-run CV report
+    assert_valid_submission(tmp_path / "submission.csv", sample)
+
+
+def test_rerun_mode_skips_cv(tmp_path, sample, tiny_config) -> None:
+    env = clean_env(
+        EEDI_CONFIG=str(tiny_config), EEDI_DATA_DIR=str(sample), KAGGLE_IS_COMPETITION_RERUN="1"
+    )
+    result = subprocess.run(
+        [sys.executable, str(NOTEBOOK)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "map@25" not in result.stdout and "($EEDI_DATA_DIR)" in result.stdout
+    assert_valid_submission(tmp_path / "submission.csv", sample)
+
+
+def test_executes_as_a_notebook(tmp_path, sample, tiny_config, monkeypatch) -> None:
+    notebook = jupytext.read(NOTEBOOK)
+    assert [c.cell_type for c in notebook.cells].count("code") == 4
+    monkeypatch.setenv("EEDI_CONFIG", str(tiny_config))
+    monkeypatch.delenv("EEDI_DATA_DIR", raising=False)
+    monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    outputs = "".join(
+        o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "data: " in outputs and "wrote " in outputs and '"unseen"' in outputs
+    assert_valid_submission(tmp_path / "submission.csv", sample)
