@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,12 +90,82 @@ class EvaluateConfig:
 
 
 @dataclass
+class TrainConfig:
+    """Fine-tuning a retriever with sentence-transformers' trainer and hard negatives."""
+
+    base_model: str = field(
+        default="", metadata={"help": "Model folder to start from; empty: all-MiniLM-L6-v2."}
+    )
+    pooling: str = field(
+        default="auto",
+        metadata={
+            "help": "For plain transformers folders: 'auto' (mean for encoders, last "
+            "token for decoders), 'mean', 'cls' or 'lasttoken'."
+        },
+    )
+    epochs: int = field(default=3, metadata={"help": "Passes over the training rows."})
+    batch_size: int = field(default=32, metadata={"help": "Rows per step and device."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    loss: str = field(
+        default="mnrl",
+        metadata={
+            "help": "'mnrl' (MultipleNegativesRankingLoss) or 'cached_mnrl' (GradCache: "
+            "large batches in small memory)."
+        },
+    )
+    mini_batch_size: int = field(default=16, metadata={"help": "cached_mnrl's chunk size."})
+    scale: float = field(default=20.0, metadata={"help": "Inverse temperature of the loss."})
+    n_negatives: int = field(
+        default=3, metadata={"help": "Mined hard negatives per row; 0: in-batch only."}
+    )
+    negative_ranges: list[list[int]] = field(
+        default_factory=lambda: [[1, 100], [1, 50], [1, 25]],
+        metadata={
+            "help": "Rank range [first, last] to draw negatives from, one per mining "
+            "round; the last one repeats."
+        },
+    )
+    negative_margin: float | None = field(
+        default=None,
+        metadata={
+            "help": "Skip candidates scoring above the gold's score minus this (likely "
+            "false negatives); unset: off."
+        },
+    )
+    remine_every: int = field(
+        default=1, metadata={"help": "Epochs between re-mining from the current model; 0: once."}
+    )
+    val_fold: int = field(
+        default=0, metadata={"help": "Fold of [evaluate] held out for validation; -1: none."}
+    )
+    mixed_precision: str = field(
+        default="auto", metadata={"help": "'auto' (as [retrieval] dtype), 'bf16', 'fp16', 'no'."}
+    )
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0: full fine-tuning."})
+    lora_alpha: int = field(default=0, metadata={"help": "LoRA alpha; 0: twice the rank."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] = field(
+        default_factory=list, metadata={"help": "Modules LoRA adapts; empty: per architecture."}
+    )
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "QLoRA: 4-bit base weights (bitsandbytes, CUDA only)."}
+    )
+    save_steps: int = field(
+        default=0, metadata={"help": "Checkpoint every N steps too; 0: at each epoch end only."}
+    )
+    seed: int = field(default=42, metadata={"help": "Seed of training and negative sampling."})
+
+
+@dataclass
 class KitConfig:
     """All stages together: one object per TOML section."""
 
     text: TextConfig = field(default_factory=TextConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,6 +173,9 @@ class KitConfig:
 
 def _check_type(value: Any, expected: Any, where: str) -> Any:
     origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        (expected,) = [arg for arg in typing.get_args(expected) if arg is not type(None)]
+        return _check_type(value, expected, where)
     if origin is list:
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, list):

@@ -1,0 +1,63 @@
+"""Hard negatives mined from the model being trained, excluding the gold misconception by id.
+
+sentence-transformers' `mine_hard_negatives` excludes the positive by its text; this kit keys
+everything by MisconceptionId instead, so paraphrases of the gold (several texts for one id)
+can never come back as "negatives" (the bug of the project this kit grows from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def mine_negatives(
+    query_embeddings: torch.Tensor,
+    document_embeddings: torch.Tensor,
+    document_ids: Sequence[int],
+    gold_ids: Sequence[int],
+    n_negatives: int,
+    rank_range: tuple[int, int] = (1, 100),
+    margin: float | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Document positions of `n_negatives` hard negatives per query, shape (queries, n).
+
+    For each query all documents are ranked by cosine similarity, every document whose id is
+    the query's gold id is removed, and `n_negatives` are drawn at random (seeded) from ranks
+    `rank_range` (1-based, inclusive) of what is left. With `margin`, candidates scoring above
+    the gold's best score minus `margin` are skipped as likely false negatives; a query with
+    too few candidates left falls back to the next ranks after the range.
+    """
+    start, stop = rank_range
+    if not 1 <= start <= stop:
+        raise ValueError(f"rank_range must satisfy 1 <= start <= stop, got {rank_range}")
+    document_ids = torch.tensor(np.array(document_ids, dtype=np.int64))
+    gold = torch.tensor(np.array(gold_ids, dtype=np.int64))
+    n_documents = len(document_ids)
+    if n_negatives > n_documents - 1:
+        raise ValueError(f"{n_negatives} negatives asked but only {n_documents} documents")
+    rng = np.random.default_rng(seed)
+    negatives = np.empty((len(gold), n_negatives), dtype=np.int64)
+    chunk = 1024
+    for begin in range(0, len(gold), chunk):
+        similarity = query_embeddings[begin : begin + chunk] @ document_embeddings.T
+        is_gold = document_ids[None, :] == gold[begin : begin + chunk, None]
+        gold_score = similarity.masked_fill(~is_gold, float("-inf")).max(dim=1).values
+        similarity = similarity.masked_fill(is_gold, float("-inf"))
+        if margin is not None:
+            too_close = similarity > (gold_score - margin)[:, None]
+            similarity = similarity.masked_fill(too_close & ~is_gold, float("-inf"))
+        order = similarity.argsort(dim=1, descending=True)
+        valid = similarity.gather(1, order) > float("-inf")
+        for row in range(order.shape[0]):
+            candidates = order[row][valid[row]].numpy()
+            window = candidates[start - 1 : stop]
+            if len(window) < n_negatives:
+                window = candidates[start - 1 : start - 1 + n_negatives]
+            if len(window) < n_negatives:
+                window = order[row][~is_gold[row][order[row]]].numpy()[:n_negatives]
+            negatives[begin + row] = rng.choice(window, n_negatives, replace=False)
+    return negatives
