@@ -64,6 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--folds", type=int, help="number of folds (default 5)")
     evaluate.add_argument("--fold", type=int, help="score only this fold (default: every fold)")
     evaluate.add_argument("--max-questions", type=int, help="score a seeded sample of questions")
+
+    train = commands.add_parser(
+        "train",
+        help="fine-tune a retriever on train.csv with re-mined hard negatives",
+        description="Fine-tune a retriever on DATA/train.csv (the [evaluate] fold val_fold held "
+        "out), re-mining hard negatives from the model being trained, and save a model folder "
+        "that `eedi predict --model OUT` loads offline, with metrics.json and the resolved "
+        "config. Runs on several processes under `accelerate launch` or `torchrun`.",
+    )
+    train.add_argument("--data-dir", help=DATA_HELP)
+    train.add_argument("--output-dir", required=True, metavar="OUT", help="model folder to write")
+    train.add_argument("--config", metavar="FILE", help="TOML file with a section per stage")
+    train.add_argument("--base-model", metavar="PATH", help="model folder to start from")
+    train.add_argument("--epochs", type=int, help="passes over the training rows")
+    train.add_argument("--resume", action="store_true", help="go on from OUT's last checkpoint")
+    train.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     return parser
 
 
@@ -75,6 +91,10 @@ def _config(args: argparse.Namespace) -> KitConfig:
         config.retrieval.top_k = args.top_k
     if getattr(args, "folds", None) is not None:
         config.evaluate.folds = args.folds
+    if getattr(args, "base_model", None):
+        config.train.base_model = args.base_model
+    if getattr(args, "epochs", None) is not None:
+        config.train.epochs = args.epochs
     return config
 
 
@@ -87,6 +107,14 @@ def run(args: argparse.Namespace) -> int:
         out = args.out or output_dir() / "submission.csv"
         path = pipeline.predict(data, out, args.models, config)
         print(f"wrote {path}", file=sys.stderr)
+    elif args.command == "train":
+        from eedi_utils.training import Trainer
+
+        trainer = Trainer(data, args.output_dir, config)
+        trainer.run(resume=args.resume)
+        if trainer.history:
+            print(json.dumps(trainer.history[-1], indent=2))
+        print(f"model saved in {args.output_dir}", file=sys.stderr)
     else:
         report = pipeline.evaluate(data, args.models, config, args.fold, args.max_questions)
         print(json.dumps({"data_dir": str(source.path), **report}, indent=2))

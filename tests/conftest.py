@@ -78,3 +78,45 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, sample: Path) -> Path:
     model_dir = root / "sentence-model"
     SentenceTransformer(modules=[transformer, pooling, modules.Normalize()]).save(str(model_dir))
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory: pytest.TempPathFactory, sample: Path) -> Path:
+    """A 2-layer Qwen2 (decoder-only) transformers folder from a config, BPE tokenizer trained
+    here; no pooling layer, so the kit must add last-token pooling itself."""
+    import torch
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
+    from tokenizers.models import BPE
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2Model
+
+    corpus = pd.read_csv(sample / "train.csv", dtype=str, keep_default_na=False)["QuestionText"]
+    tokenizer = Tokenizer(BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    special = ["<|endoftext|>", "<unk>"]
+    tokenizer.train_from_iterator(
+        corpus.tolist(), trainers.BpeTrainer(vocab_size=500, special_tokens=special)
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        unk_token="<unk>",
+        model_max_length=128,
+    )
+    folder = tmp_path_factory.mktemp("tiny-qwen")
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+    )
+    Qwen2Model(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder

@@ -1,0 +1,171 @@
+"""`eedi train` on the bundled sample with a tiny model: re-mining really runs, evaluation per
+epoch, the output loads in `eedi predict`, and a run killed mid-epoch resumes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from transformers import TrainerCallback
+
+import eedi_utils.training as training
+from eedi_utils.cli import main
+from eedi_utils.config import KitConfig
+from eedi_utils.data import CompetitionData
+from eedi_utils.submission import read_submission, validate_submission
+from eedi_utils.training import Trainer, mining_round
+
+
+def tiny_config(model, **train) -> KitConfig:
+    config = KitConfig()
+    config.retrieval.show_progress = False
+    config.evaluate.folds = 3
+    config.train.base_model = str(model)
+    config.train.batch_size = 8
+    config.train.learning_rate = 1e-3
+    config.train.mixed_precision = "no"
+    for key, value in train.items():
+        setattr(config.train, key, value)
+    return config
+
+
+@pytest.fixture()
+def recorded_mining(monkeypatch):
+    """Record the rank range of every real call to the miner."""
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(args[5])
+        return original(*args, **kwargs)
+
+    original = training.mine_negatives
+    monkeypatch.setattr(training, "mine_negatives", recording)
+    return calls
+
+
+def test_negatives_are_remined_every_epoch_with_shrinking_ranges(
+    sample, tiny_model, tmp_path, recorded_mining
+) -> None:
+    config = tiny_config(
+        tiny_model, epochs=3, n_negatives=2, negative_ranges=[[1, 40], [1, 20], [1, 10]]
+    )
+    trainer = Trainer(CompetitionData(sample), tmp_path / "out", config)
+    trainer.run()
+    assert trainer.mining_calls == 3
+    assert recorded_mining == [(1, 40), (1, 20), (1, 10)]
+    rounds = [np.load(tmp_path / "out" / "negatives" / f"round-{i}.npy") for i in range(3)]
+    assert not np.array_equal(rounds[0], rounds[1]) and not np.array_equal(rounds[1], rounds[2])
+    for negatives in rounds:  # never the gold id
+        gold_positions = {int(i) for i in trainer.data.gold}
+        ids = trainer.data.document_ids[negatives]
+        assert not (ids == trainer.data.gold[:, None]).any() and gold_positions
+
+    history = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
+    assert all({"map@25", "recall@25", "seen", "unseen"} <= set(h) for h in history)
+    assert history[-1]["map@25"] != history[0]["map@25"]  # training changed the model
+    assert (tmp_path / "out" / "training_curves.png").stat().st_size > 10_000
+    assert (
+        json.loads((tmp_path / "out" / "resolved_config.json").read_text())["train"]["epochs"] == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("remine_every", "n_negatives", "expected"), [(2, 1, 2), (0, 1, 1), (1, 0, 0)]
+)
+def test_mining_schedule(
+    sample, tiny_model, tmp_path, recorded_mining, remine_every, n_negatives, expected
+) -> None:
+    config = tiny_config(tiny_model, epochs=3, n_negatives=n_negatives, remine_every=remine_every)
+    trainer = Trainer(CompetitionData(sample), tmp_path / "out", config)
+    trainer.run()
+    assert trainer.mining_calls == len(recorded_mining) == expected
+    assert [mining_round(e, remine_every) for e in range(3)] == {
+        2: [0, 0, 1],
+        0: [0, 0, 0],
+        1: [0, 1, 2],
+    }[remine_every]
+
+
+def test_cli_train_output_loads_in_predict(sample, tiny_model, tmp_path, capsys) -> None:
+    config = tmp_path / "kit.toml"
+    config.write_text(
+        f"[retrieval]\nshow_progress = false\n[evaluate]\nfolds = 3\n"
+        f'[train]\nbase_model = "{tiny_model}"\nbatch_size = 8\nn_negatives = 1\n'
+        'mixed_precision = "no"\nloss = "cached_mnrl"\nmini_batch_size = 4\n'
+    )
+    out = tmp_path / "model"
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(sample),
+                "--output-dir",
+                str(out),
+                "--config",
+                str(config),
+                "--epochs",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["epoch"] == 1
+    submission = tmp_path / "submission.csv"
+    assert (
+        main(
+            [
+                "predict",
+                "--data-dir",
+                str(sample),
+                "--model",
+                str(out),
+                "--out",
+                str(submission),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    data = CompetitionData(sample)
+    validate_submission(
+        read_submission(submission), data.test(), set(data.misconceptions["MisconceptionId"])
+    )
+
+
+class Crash(TrainerCallback):
+    """Simulates a run killed part-way through an epoch."""
+
+    def __init__(self, at_step: int):
+        self.at_step = at_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.at_step:
+            raise KeyboardInterrupt("killed")
+
+
+def test_run_killed_mid_epoch_resumes_from_last_checkpoint(sample, tiny_model, tmp_path) -> None:
+    config = tiny_config(tiny_model, epochs=2, n_negatives=1, save_steps=3)
+    data = CompetitionData(sample)
+    out = tmp_path / "out"
+    steps_per_epoch = len(Trainer(data, out, config).data.queries) // config.train.batch_size + 1
+    crash_step = steps_per_epoch + 4  # inside epoch 2, after the checkpoint at a multiple of 3
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(data, out, config, callbacks=[Crash(crash_step)]).run()
+    last = max(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*"))
+    assert steps_per_epoch < last < crash_step
+
+    resumed = Trainer(data, out, config)
+    resumed.run(resume=True)
+    assert resumed.mining_calls == 0  # both rounds were mined before the crash and reused
+    final = max(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*"))
+    assert final == 2 * steps_per_epoch
+    state = json.loads(
+        (out / "checkpoints" / f"checkpoint-{final}" / "trainer_state.json").read_text()
+    )
+    logged_steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
+    assert logged_steps == sorted(set(logged_steps))  # no step trained twice
+    assert [h["epoch"] for h in json.loads((out / "metrics.json").read_text())] == [0, 1, 2]
