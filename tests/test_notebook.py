@@ -14,7 +14,8 @@ from nbclient import NotebookClient
 from eedi_utils.data import CompetitionData
 from eedi_utils.submission import read_submission, validate_submission
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "inference.py"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "inference.py"
 
 
 def assert_valid_submission(path: Path, data_dir: Path) -> None:
@@ -91,3 +92,28 @@ def test_executes_as_a_notebook(tmp_path, sample, tiny_config, monkeypatch) -> N
     )
     assert "data: " in outputs and "wrote " in outputs and '"unseen"' in outputs
     assert_valid_submission(tmp_path / "submission.csv", sample)
+
+
+def test_train_notebook_runs_end_to_end(tmp_path, sample, tiny_model, monkeypatch) -> None:
+    config = tmp_path / "kit.toml"
+    config.write_text(
+        "[retrieval]\nshow_progress = false\n[evaluate]\nfolds = 3\n"
+        f'[train]\nbase_model = "{tiny_model}"\nepochs = 1\nbatch_size = 8\nn_negatives = 1\n'
+        'mixed_precision = "no"\n'
+    )
+    notebook = jupytext.read(NOTEBOOKS / "train.py")
+    monkeypatch.setenv("EEDI_CONFIG", str(config))
+    monkeypatch.setenv("EEDI_OUTPUT_DIR", str(tmp_path / "model"))
+    monkeypatch.delenv("EEDI_DATA_DIR", raising=False)
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    outputs = "".join(
+        o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "(bundled sample)" in outputs and '"epoch": 1' in outputs
+    assert (tmp_path / "model" / "modules.json").exists()
+    assert (tmp_path / "model" / "training_curves.png").exists()
