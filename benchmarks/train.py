@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--output-dir", type=Path, help="keep the model here (default: temp)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     config = load_config(args.config)
     config.retrieval.show_progress = False

@@ -62,7 +62,7 @@ class RetrievalConfig:
     rrf_depth: int = field(default=100, metadata={"help": "Ranks of each model that RRF fuses."})
     top_k: int = field(default=NUM_PREDICTIONS, metadata={"help": "Ids kept per row."})
     batch_size: int = field(default=64, metadata={"help": "Texts per encoding batch."})
-    max_seq_length: int = field(default=256, metadata={"help": "Tokens kept per text."})
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens kept per text."})
     device: str = field(default="auto", metadata={"help": "'auto', 'cpu', 'cuda', 'cuda:1'..."})
     dtype: str = field(
         default="auto",
@@ -103,9 +103,9 @@ class TrainConfig:
             "token for decoders), 'mean', 'cls' or 'lasttoken'."
         },
     )
-    epochs: int = field(default=3, metadata={"help": "Passes over the training rows."})
+    epochs: int = field(default=2, metadata={"help": "Passes over the training rows."})
     batch_size: int = field(default=32, metadata={"help": "Rows per step and device."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     loss: str = field(
@@ -118,7 +118,7 @@ class TrainConfig:
     mini_batch_size: int = field(default=16, metadata={"help": "cached_mnrl's chunk size."})
     scale: float = field(default=20.0, metadata={"help": "Inverse temperature of the loss."})
     n_negatives: int = field(
-        default=3, metadata={"help": "Mined hard negatives per row; 0: in-batch only."}
+        default=1, metadata={"help": "Mined hard negatives per row; 0: in-batch only."}
     )
     negative_ranges: list[list[int]] = field(
         default_factory=lambda: [[1, 100], [1, 50], [1, 25]],
@@ -136,6 +136,14 @@ class TrainConfig:
     )
     remine_every: int = field(
         default=1, metadata={"help": "Epochs between re-mining from the current model; 0: once."}
+    )
+    extra_train_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Generated rows (train.csv schema plus SourceQuestionId, empty for "
+            "rows made from no real question); they join training only, and rows made "
+            "from a validation question are dropped."
+        },
     )
     val_fold: int = field(
         default=0, metadata={"help": "Fold of [evaluate] held out for validation; -1: none."}

@@ -19,11 +19,15 @@ def plot_training(history: list[dict], path: str | Path) -> Path:
         if all(part in entry for entry in history):
             curves.plot(epochs, [e[part]["map@25"] for e in history], marker=".", label=part)
     curves.set(xlabel="epoch (0 = before training)", ylabel="MAP@25", title="Validation MAP@25")
+    curves.set_xticks(epochs)
     curves.legend()
     buckets = history[-1]["rank_histogram"]
     histogram.bar(list(buckets), list(buckets.values()))
-    histogram.set(xlabel="rank of the gold misconception", ylabel="rows",
-                  title=f"Gold rank after epoch {epochs[-1]}")
+    histogram.set(
+        xlabel="rank of the gold misconception",
+        ylabel="rows",
+        title=f"Gold rank after epoch {epochs[-1]}",
+    )
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=100)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from accelerate import PartialState
 from datasets import Dataset
@@ -30,7 +31,7 @@ from sentence_transformers.sentence_transformer.training_args import BatchSample
 from transformers import AutoConfig, PrinterCallback, TrainerCallback
 
 from eedi_utils.config import KitConfig, TrainConfig
-from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.data import CompetitionData, DataError, labelled, load_questions, to_long
 from eedi_utils.metrics import score_report
 from eedi_utils.mining import mine_negatives
 from eedi_utils.plots import plot_training
@@ -46,6 +47,7 @@ from eedi_utils.text import misconception_texts, query_texts
 
 logger = logging.getLogger(__name__)
 
+SOURCE_COLUMN = "SourceQuestionId"
 DECODER_TYPES = {"qwen2", "qwen3", "mistral", "llama", "gemma", "gemma2", "phi3"}
 LORA_TARGETS = {
     "bert": ["query", "key", "value", "dense"],
@@ -165,8 +167,26 @@ class TrainingData:
         return [self.documents[position[int(g)]] for g in self.gold]
 
 
+def extra_rows(path: str | Path, data: CompetitionData, held_out: set[int]) -> pd.DataFrame:
+    """Labelled generated rows of `path`, less those made from a held-out question."""
+    path = Path(path)
+    questions = load_questions(path, set(data.misconceptions["MisconceptionId"]), True)
+    if SOURCE_COLUMN not in questions.columns:
+        raise DataError(
+            path,
+            "needed to keep rows made from validation questions out of training",
+            row="header",
+            column=SOURCE_COLUMN,
+        )
+    sources = dict(zip(questions["QuestionId"], questions[SOURCE_COLUMN].str.strip()))
+    rows = labelled(to_long(questions))
+    made_from = rows["QuestionId"].map(sources)
+    return rows[~made_from.isin({str(q) for q in held_out})].reset_index(drop=True)
+
+
 def prepare_data(data: CompetitionData, config: KitConfig) -> TrainingData:
-    """Labelled train rows split by question; the validation fold never joins training."""
+    """Labelled train rows split by question; the validation fold never joins training, nor
+    does a generated row made from one of its questions."""
     train = labelled(data.train())
     gold = train["MisconceptionId"].to_numpy(np.int64)
     if config.train.val_fold >= 0:
@@ -178,9 +198,15 @@ def prepare_data(data: CompetitionData, config: KitConfig) -> TrainingData:
     else:
         train_rows, val_rows = np.arange(len(train)), np.array([], dtype=np.int64)
         val_seen = np.array([], dtype=bool)
+    held_out = {int(q) for q in train["QuestionId"].iloc[val_rows]}
+    training_rows = pd.concat(
+        [train.iloc[train_rows]]
+        + [extra_rows(path, data, held_out) for path in config.train.extra_train_files],
+        ignore_index=True,
+    )
     return TrainingData(
-        queries=query_texts(train.iloc[train_rows], config.text),
-        gold=gold[train_rows],
+        queries=query_texts(training_rows, config.text),
+        gold=training_rows["MisconceptionId"].to_numpy(np.int64),
         documents=misconception_texts(data.misconceptions, config.text),
         document_ids=data.misconceptions["MisconceptionId"].to_numpy(np.int64),
         val_queries=query_texts(train.iloc[val_rows], config.text),

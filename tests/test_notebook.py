@@ -24,6 +24,16 @@ def assert_valid_submission(path: Path, data_dir: Path) -> None:
     validate_submission(read_submission(path), data.test(), ids)
 
 
+def execute(notebook, folder: Path) -> str:
+    """Run every cell with nbclient in `folder`; return the printed text of all cells."""
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    ).execute()
+    return "".join(
+        o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+    )
+
+
 @pytest.fixture()
 def tiny_config(tmp_path, tiny_model) -> Path:
     path = tmp_path / "kit.toml"
@@ -81,15 +91,7 @@ def test_executes_as_a_notebook(tmp_path, sample, tiny_config, monkeypatch) -> N
     monkeypatch.setenv("EEDI_CONFIG", str(tiny_config))
     monkeypatch.delenv("EEDI_DATA_DIR", raising=False)
     monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
-    NotebookClient(
-        notebook,
-        timeout=600,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
-    outputs = "".join(
-        o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs
-    )
+    outputs = execute(notebook, tmp_path)
     assert "data: " in outputs and "wrote " in outputs and '"unseen"' in outputs
     assert_valid_submission(tmp_path / "submission.csv", sample)
 
@@ -105,15 +107,7 @@ def test_train_notebook_runs_end_to_end(tmp_path, sample, tiny_model, monkeypatc
     monkeypatch.setenv("EEDI_CONFIG", str(config))
     monkeypatch.setenv("EEDI_OUTPUT_DIR", str(tmp_path / "model"))
     monkeypatch.delenv("EEDI_DATA_DIR", raising=False)
-    NotebookClient(
-        notebook,
-        timeout=600,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
-    outputs = "".join(
-        o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs
-    )
+    outputs = execute(notebook, tmp_path)
     assert "(bundled sample)" in outputs and '"epoch": 1' in outputs
     assert (tmp_path / "model" / "modules.json").exists()
     assert (tmp_path / "model" / "training_curves.png").exists()

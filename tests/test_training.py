@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from transformers import TrainerCallback
 
 import eedi_utils.training as training
 from eedi_utils.cli import main
 from eedi_utils.config import KitConfig
-from eedi_utils.data import CompetitionData
+from eedi_utils.data import CompetitionData, DataError, labelled
+from eedi_utils.splits import question_folds
 from eedi_utils.submission import read_submission, validate_submission
-from eedi_utils.training import Trainer, mining_round
+from eedi_utils.training import SOURCE_COLUMN, Trainer, mining_round, prepare_data
 
 
 def tiny_config(model, **train) -> KitConfig:
@@ -169,3 +171,50 @@ def test_run_killed_mid_epoch_resumes_from_last_checkpoint(sample, tiny_model, t
     logged_steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
     assert logged_steps == sorted(set(logged_steps))  # no step trained twice
     assert [h["epoch"] for h in json.loads((out / "metrics.json").read_text())] == [0, 1, 2]
+
+
+def write_generated_rows(sample, path, sources: dict[int, str]) -> None:
+    """Copies of sample questions as 'generated' rows: new ids, SourceQuestionId as given."""
+    questions = pd.read_csv(sample / "train.csv", dtype=str, keep_default_na=False)
+    rows = questions[questions["QuestionId"].astype(int).isin(sources)].copy()
+    rows[SOURCE_COLUMN] = rows["QuestionId"].astype(int).map(sources)
+    rows["QuestionId"] = [str(1000 + i) for i in range(len(rows))]
+    rows["ai_created"] = "True"
+    rows.to_csv(path, index=False)
+
+
+def test_generated_rows_join_training_but_never_from_validation(sample, tmp_path) -> None:
+    data = CompetitionData(sample)
+    config = KitConfig()
+    config.evaluate.folds = 3
+    base = prepare_data(data, config)
+    train = labelled(data.train())
+    fold = question_folds(train, 3)[0]
+    val_question = int(train["QuestionId"].iloc[fold.val_rows[0]])
+    train_question = int(train["QuestionId"].iloc[fold.train_rows[0]])
+    orphan = int(train["QuestionId"].iloc[fold.train_rows[-1]])
+    extra = tmp_path / "generated.csv"
+    write_generated_rows(
+        sample,
+        extra,
+        {val_question: str(val_question), train_question: str(train_question), orphan: ""},
+    )
+    config.train.extra_train_files = [str(extra)]
+    joined = prepare_data(data, config)
+
+    def labelled_count(question: int) -> int:
+        return int((train["QuestionId"] == question).sum())
+
+    added = labelled_count(train_question) + labelled_count(orphan)
+    assert len(joined.queries) == len(base.queries) + added
+    assert joined.val_queries == base.val_queries  # evaluation stays on real rows only
+    assert np.array_equal(joined.val_gold, base.val_gold)
+
+
+def test_generated_rows_need_their_source_column(sample, tmp_path) -> None:
+    extra = tmp_path / "generated.csv"
+    pd.read_csv(sample / "train.csv", dtype=str, keep_default_na=False).to_csv(extra, index=False)
+    config = KitConfig()
+    config.train.extra_train_files = [str(extra)]
+    with pytest.raises(DataError, match="generated.csv, header, column SourceQuestionId"):
+        prepare_data(CompetitionData(sample), config)
