@@ -368,10 +368,10 @@ class Trainer:
         metrics = self.output_dir / "metrics.json"
         if checkpoint is not None and metrics.exists():
             self.history = json.loads(metrics.read_text())
-        model = build_model(cfg, self.config.retrieval.max_seq_length, self.device)
-        if checkpoint is not None:
+        if checkpoint is not None:  # the weights that the next round of mining must use
             model = SentenceTransformer(str(checkpoint), device=self.device, local_files_only=True)
         else:
+            model = build_model(cfg, self.config.retrieval.max_seq_length, self.device)
             self._record(model, 0)
         loss, arguments = self._loss(model), self._arguments()
         start = self._completed_epochs(checkpoint)
