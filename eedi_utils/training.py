@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -368,7 +368,12 @@ class Trainer:
         metrics = self.output_dir / "metrics.json"
         if checkpoint is not None and metrics.exists():
             self.history = json.loads(metrics.read_text())
-        if checkpoint is not None:  # the weights that the next round of mining must use
+        if checkpoint is not None and cfg.lora_r:  # the adapter must come back trainable
+            model = build_model(
+                replace(cfg, lora_r=0), self.config.retrieval.max_seq_length, self.device
+            )
+            model.load_adapter(str(checkpoint), is_trainable=True)
+        elif checkpoint is not None:  # the weights that the next round of mining must use
             model = SentenceTransformer(str(checkpoint), device=self.device, local_files_only=True)
         else:
             model = build_model(cfg, self.config.retrieval.max_seq_length, self.device)

@@ -149,8 +149,11 @@ class Crash(TrainerCallback):
             raise KeyboardInterrupt("killed")
 
 
-def test_run_killed_mid_epoch_resumes_from_last_checkpoint(sample, tiny_model, tmp_path) -> None:
-    config = tiny_config(tiny_model, epochs=2, n_negatives=1, save_steps=3)
+@pytest.mark.parametrize("lora_r", [0, 4], ids=["full", "lora"])
+def test_run_killed_mid_epoch_resumes_from_last_checkpoint(
+    sample, tiny_model, tmp_path, lora_r
+) -> None:
+    config = tiny_config(tiny_model, epochs=2, n_negatives=1, save_steps=3, lora_r=lora_r)
     data = CompetitionData(sample)
     out = tmp_path / "out"
     steps_per_epoch = len(Trainer(data, out, config).data.queries) // config.train.batch_size + 1
@@ -171,6 +174,7 @@ def test_run_killed_mid_epoch_resumes_from_last_checkpoint(sample, tiny_model, t
     logged_steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
     assert logged_steps == sorted(set(logged_steps))  # no step trained twice
     assert [h["epoch"] for h in json.loads((out / "metrics.json").read_text())] == [0, 1, 2]
+    assert (out / "model.safetensors").exists()  # a plain model, adapters merged
 
 
 def write_generated_rows(sample, path, sources: dict[int, str]) -> None:
