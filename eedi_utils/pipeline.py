@@ -10,6 +10,7 @@ import pandas as pd
 
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.kaggle_env import resolve_input_path
 from eedi_utils.metrics import score_report
 from eedi_utils.retrieval import retrieve
 from eedi_utils.splits import question_folds
@@ -20,8 +21,12 @@ ModelPaths = Sequence[str | Path | None]
 
 
 def _model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Path | None]:
-    """Models given on the command line win over the config; none means the default model."""
-    return list(models or config.retrieval.models or [None])
+    """Models given on the command line win over the config; none means the default model.
+
+    A folder that is not here is looked up by name in the Kaggle inputs.
+    """
+    chosen = list(models or config.retrieval.models or [None])
+    return [None if path is None else resolve_input_path(path) for path in chosen]
 
 
 def rank_misconceptions(

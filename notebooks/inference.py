@@ -20,8 +20,27 @@
 # %% parameters
 import os
 
-CONFIG_FILE = os.environ.get("EEDI_CONFIG")  # a TOML file with a section per stage, or None
+CONFIG_FILE = None  # a TOML file; None: $EEDI_CONFIG, else the code dataset's eedi-kit.toml
 MODELS: list[str] = []  # model folders, e.g. under /kaggle/input; empty: the config's or default
+
+# %% 0. Offline set-up: on Kaggle, install this package from the attached wheel datasets
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+inputs = Path(os.environ.get("EEDI_KAGGLE_ROOT", "/kaggle"), "input")
+wheel_dirs = sorted(
+    {w.parent for depth in ("*", "*/*", "*/*/*") for w in inputs.glob(f"{depth}/*.whl")}
+)
+if wheel_dirs:  # pip leaves alone what the image already satisfies
+    links = [arg for folder in wheel_dirs for arg in ("--find-links", str(folder))]
+    pip = [sys.executable, "-m", "pip", "install", "--no-index", *links]
+    installed = subprocess.run([*pip, "eedi-kit[default-model]"], capture_output=True, text=True)
+    print(installed.stdout, installed.stderr)  # into the notebook's log
+    installed.check_returncode()
+    importlib.invalidate_caches()
 
 # %% 1. Settings and data
 import json
@@ -29,9 +48,14 @@ import json
 from eedi_utils import pipeline
 from eedi_utils.config import load_config
 from eedi_utils.data import CompetitionData
-from eedi_utils.kaggle_env import is_competition_rerun, output_dir, resolve_data_dir
+from eedi_utils.kaggle_env import (
+    config_file,
+    is_competition_rerun,
+    output_dir,
+    resolve_data_dir,
+)
 
-config = load_config(CONFIG_FILE)
+config = load_config(CONFIG_FILE or config_file())
 source = resolve_data_dir()
 print(f"data: {source}")
 data = CompetitionData(source.path)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Download the competition data into data/ with the kaggle CLI (needs Kaggle credentials:
-# KAGGLE_API_TOKEN, KAGGLE_USERNAME + KAGGLE_KEY, or ~/.kaggle/kaggle.json, and the
-# competition's rules accepted on kaggle.com).
+# Download the competition data into data/ (or $1) with the kaggle CLI. Needs Kaggle
+# credentials ($KAGGLE_API_TOKEN, $KAGGLE_USERNAME + $KAGGLE_KEY, or ~/.kaggle/kaggle.json) and
+# the competition's rules accepted on kaggle.com.
 set -euo pipefail
 competition=eedi-mining-misconceptions-in-mathematics
 target="${1:-data}"
+python3 -m eedi_utils.kaggle_cli || exit 2
 mkdir -p "$target"
 kaggle competitions download -c "$competition" -p "$target"
 python3 -m zipfile -e "$target/$competition.zip" "$target"

@@ -120,3 +120,18 @@ def tiny_qwen(tmp_path_factory: pytest.TempPathFactory, sample: Path) -> Path:
     Qwen2Model(config).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def code_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This project built as a wheel, as the code dataset ships it."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("code-wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(folder), str(REPO)],
+        check=True,
+    )
+    (wheel,) = folder.glob("eedi_kit-*.whl")
+    return wheel

@@ -1,4 +1,4 @@
-"""Input resolution order and rerun detection."""
+"""Input resolution order, rerun detection, and finding inputs by name on Kaggle."""
 
 from __future__ import annotations
 
@@ -6,36 +6,68 @@ import pytest
 
 from eedi_utils.kaggle_env import (
     COMPETITION,
+    CONFIG_FILE_NAME,
+    config_file,
     is_competition_rerun,
     output_dir,
     resolve_data_dir,
+    resolve_input_path,
     sample_dir,
 )
 
 
 def test_resolution_order(tmp_path) -> None:
-    explicit, from_env, kaggle_root = tmp_path / "a", tmp_path / "b", tmp_path / "input"
-    for folder in (explicit, from_env, kaggle_root / COMPETITION):
+    explicit, from_env, kaggle = tmp_path / "a", tmp_path / "b", tmp_path / "kaggle"
+    for folder in (explicit, from_env, kaggle / "input" / COMPETITION):
         folder.mkdir(parents=True)
-    env = {"EEDI_DATA_DIR": str(from_env)}
-    assert resolve_data_dir(explicit, env, kaggle_root).path == explicit
-    assert resolve_data_dir(None, env, kaggle_root).origin == "$EEDI_DATA_DIR"
-    assert resolve_data_dir(None, {}, kaggle_root).path == kaggle_root / COMPETITION
-    fallback = resolve_data_dir(None, {}, tmp_path / "nowhere")
+    env = {"EEDI_DATA_DIR": str(from_env), "EEDI_KAGGLE_ROOT": str(kaggle)}
+    assert resolve_data_dir(explicit, env).path == explicit
+    assert resolve_data_dir(None, env).origin == "$EEDI_DATA_DIR"
+    on_kaggle = resolve_data_dir(None, {"EEDI_KAGGLE_ROOT": str(kaggle)})
+    assert on_kaggle.path == kaggle / "input" / COMPETITION
+    fallback = resolve_data_dir(None, {"EEDI_KAGGLE_ROOT": str(tmp_path / "nowhere")})
     assert fallback.path == sample_dir() and fallback.origin == "bundled sample"
     assert (fallback.path / "test.csv").exists()
 
 
 def test_named_but_missing_folder_is_an_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="from --data-dir not found"):
-        resolve_data_dir(tmp_path / "missing", {}, tmp_path)
+        resolve_data_dir(tmp_path / "missing", {})
     with pytest.raises(FileNotFoundError, match="from \\$EEDI_DATA_DIR not found"):
-        resolve_data_dir(None, {"EEDI_DATA_DIR": str(tmp_path / "gone")}, tmp_path)
+        resolve_data_dir(None, {"EEDI_DATA_DIR": str(tmp_path / "gone")})
 
 
 def test_rerun_flag_and_output_dir(tmp_path, monkeypatch) -> None:
     assert is_competition_rerun({"KAGGLE_IS_COMPETITION_RERUN": "1"})
     assert not is_competition_rerun({})
-    assert output_dir(tmp_path) == tmp_path
+    (tmp_path / "working").mkdir()
+    assert output_dir({"EEDI_KAGGLE_ROOT": str(tmp_path)}) == tmp_path / "working"
     monkeypatch.chdir(tmp_path)
-    assert output_dir(tmp_path / "absent") == tmp_path
+    assert output_dir({"EEDI_KAGGLE_ROOT": str(tmp_path / "absent")}) == tmp_path
+
+
+def test_a_missing_local_path_is_found_by_name_in_the_kaggle_inputs(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"EEDI_KAGGLE_ROOT": str(tmp_path / "kaggle")}
+    model = tmp_path / "kaggle" / "input" / "eedi-kit-model" / "minilm-ft"
+    model.mkdir(parents=True)
+    assert resolve_input_path("runs/minilm-ft", env) == model
+    (tmp_path / "runs" / "minilm-ft").mkdir(parents=True)  # a local folder wins
+    assert resolve_input_path("runs/minilm-ft", env).resolve() == tmp_path / "runs" / "minilm-ft"
+    with pytest.raises(FileNotFoundError, match="'other' in any dataset under"):
+        resolve_input_path("runs/other", env)
+
+
+def test_config_file_from_variable_then_code_dataset(tmp_path) -> None:
+    env = {"EEDI_KAGGLE_ROOT": str(tmp_path)}
+    assert config_file(env) is None
+    shipped = tmp_path / "input" / "eedi-kit-code" / CONFIG_FILE_NAME
+    shipped.parent.mkdir(parents=True)
+    shipped.write_text("")
+    assert config_file(env) == shipped
+    assert str(config_file({**env, "EEDI_CONFIG": "mine.toml"})) == "mine.toml"
+    second = tmp_path / "input" / "other-code" / CONFIG_FILE_NAME
+    second.parent.mkdir()
+    second.write_text("")
+    with pytest.raises(FileExistsError, match="several"):
+        config_file(env)

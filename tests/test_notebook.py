@@ -87,7 +87,7 @@ def test_rerun_mode_skips_cv(tmp_path, sample, tiny_config) -> None:
 
 def test_executes_as_a_notebook(tmp_path, sample, tiny_config, monkeypatch) -> None:
     notebook = jupytext.read(NOTEBOOK)
-    assert [c.cell_type for c in notebook.cells].count("code") == 4
+    assert [c.cell_type for c in notebook.cells].count("code") == 5
     monkeypatch.setenv("EEDI_CONFIG", str(tiny_config))
     monkeypatch.delenv("EEDI_DATA_DIR", raising=False)
     monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)

@@ -1,0 +1,128 @@
+"""Kaggle kernels: the py:percent notebooks built to ipynb beside their kernel-metadata.json."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import nbformat
+
+from eedi_utils.config import KitConfig
+from eedi_utils.kaggle_datasets import datasets_in_use
+from eedi_utils.kaggle_env import COMPETITION
+
+METADATA_FILE = "kernel-metadata.json"
+MACHINE_SHAPE = "NvidiaTeslaT4"
+"""GPU T4 x2; without it Kaggle gives a P100, which its current image no longer supports."""
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def slugify(title: str) -> str:
+    """Kaggle's slug of a title: lowercase, runs of other characters become one dash."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def build_notebook(source: Path, target: Path) -> Path:
+    """Write the py:percent `source` as a valid ipynb with no outputs."""
+    notebook = jupytext.read(source)
+    notebook.metadata.pop("jupytext", None)
+    notebook.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
+    notebook.metadata["language_info"] = {"name": "python"}
+    nbformat.validate(notebook)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, target)
+    return target
+
+
+def _fill(value: Any, names: dict[str, str], where: str) -> Any:
+    if isinstance(value, str):
+        unknown = set(PLACEHOLDER.findall(value)) - set(names)
+        if unknown:
+            raise ValueError(f"{where}: unknown placeholder(s) {sorted(unknown)} in {value!r}")
+        return PLACEHOLDER.sub(lambda m: names[m.group(1)], value)
+    if isinstance(value, list):
+        return [_fill(item, names, where) for item in value]
+    return value
+
+
+def render_metadata(template: Path, user: str, config: KitConfig) -> dict[str, Any]:
+    """The committed template with {username} and the [kaggle] dataset slugs filled in.
+
+    Dataset sources this config does not use are left out, so a kernel never names a dataset
+    that was not pushed.
+    """
+    kaggle = config.kaggle
+    names = {
+        "username": user,
+        "code_dataset": kaggle.code_dataset,
+        "wheels_dataset": kaggle.wheels_dataset,
+        "model_dataset": kaggle.model_dataset,
+        "data_dataset": kaggle.data_dataset,
+    }
+    in_use = datasets_in_use(config)
+    unused = [f"{{{kind}_dataset}}" for kind in ("model", "data") if kind not in in_use]
+    raw = json.loads(template.read_text(encoding="utf-8"))
+    raw["dataset_sources"] = [
+        source
+        for source in raw.get("dataset_sources", [])
+        if not any(placeholder in source for placeholder in unused)
+    ]
+    return {key: _fill(value, names, f"{template} {key}") for key, value in raw.items()}
+
+
+def metadata_problems(meta: dict[str, Any], folder: Path | None = None) -> list[str]:
+    """Every way `meta` breaks the rules the kit's kernels must follow; empty if none."""
+    problems = []
+    expected = {
+        "language": "python",
+        "kernel_type": "notebook",
+        "enable_gpu": True,
+        "machine_shape": MACHINE_SHAPE,
+        "enable_internet": False,
+    }
+    for key, value in expected.items():
+        if meta.get(key) != value:
+            problems.append(f"{key} must be {value!r}, is {meta.get(key, '<missing>')!r}")
+    title = str(meta.get("title", ""))
+    if len(title) < 5:
+        problems.append(f"title must have at least 5 characters: {title!r}")
+    kernel_id = str(meta.get("id", ""))
+    if kernel_id.count("/") != 1 or kernel_id.split("/")[1] != slugify(title):
+        problems.append(f"id must be '<user>/{slugify(title)}' (the title's slug): {kernel_id!r}")
+    if COMPETITION not in meta.get("competition_sources", []):
+        problems.append(f"competition_sources must include {COMPETITION!r}")
+    for source in meta.get("dataset_sources", []):
+        if not re.fullmatch(r"[\w-]+/[a-z0-9-]{6,50}", source):
+            problems.append(f"dataset source must be '<owner>/<slug of 6-50>': {source!r}")
+    code_file = str(meta.get("code_file", ""))
+    if not code_file.endswith(".ipynb"):
+        problems.append(f"code_file must be the built .ipynb: {code_file!r}")
+    elif folder is not None and not (folder / code_file).is_file():
+        problems.append(f"code_file {code_file} is not in {folder}")
+    return problems
+
+
+def build_kernel(
+    template_dir: Path, notebooks: Path, target: Path, user: str, config: KitConfig
+) -> Path:
+    """A pushable folder: the notebook built from notebooks/<stem>.py and its metadata."""
+    meta = render_metadata(template_dir / METADATA_FILE, user, config)
+    code_file = str(meta.get("code_file", ""))
+    build_notebook(notebooks / Path(code_file).with_suffix(".py").name, target / code_file)
+    problems = metadata_problems(meta, target)
+    if problems:
+        raise ValueError(f"{template_dir / METADATA_FILE}:\n  " + "\n  ".join(problems))
+    (target / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return target
+
+
+def kernel_id(folder: Path) -> str:
+    """The id of a built kernel folder."""
+    return str(json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))["id"])

@@ -1,0 +1,58 @@
+"""Build and push the datasets the Kaggle kernels attach: code, wheels, model, data.
+
+    python scripts/push_datasets.py --config kit.toml [--only code wheels] [--build-only]
+
+`kaggle datasets create` the first time, `kaggle datasets version` after, always keeping
+subfolders. The model and data datasets exist only when the config names models
+([retrieval] models) or generated rows ([train] extra_train_files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from eedi_utils.config import load_config
+from eedi_utils.kaggle_cli import KaggleError, credentials_source, push_dataset, username
+from eedi_utils.kaggle_datasets import build_dataset, datasets_in_use, write_dataset_metadata
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, help="the run's TOML config (shipped as well)")
+    parser.add_argument("--user", default="", help="Kaggle user; default: from credentials")
+    parser.add_argument("--only", nargs="+", choices=("code", "wheels", "model", "data"))
+    parser.add_argument("--build-dir", type=Path, default=PROJECT / "build" / "datasets")
+    parser.add_argument("--message", default="eedi-kit update", help="version notes")
+    parser.add_argument("--build-only", action="store_true", help="build, do not push")
+    args = parser.parse_args(argv)
+
+    config = load_config(args.config)
+    in_use = datasets_in_use(config)
+    try:
+        if not args.build_only:
+            print(f"credentials: {credentials_source()}")
+        user = username(args.user or config.kaggle.username)
+        for kind in args.only or list(in_use):
+            if kind not in in_use:
+                print(f"{kind}: this config has nothing for it, skipped")
+                continue
+            dataset_id = f"{user}/{in_use[kind]}"
+            folder = build_dataset(
+                kind, args.build_dir / in_use[kind], config, PROJECT, args.config
+            )
+            write_dataset_metadata(folder, dataset_id)
+            print(f"{kind}: built {folder}")
+            if not args.build_only:
+                print(push_dataset(folder, dataset_id, args.message).strip())
+    except KaggleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Submit a pushed inference kernel's version to the competition.
+
+    python scripts/submit.py [--kernel inference] [--version 3] [--message "..."]
+
+Kaggle reruns that kernel version on the hidden test set and scores its submission.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from eedi_utils.config import load_config
+from eedi_utils.kaggle_cli import KaggleError, credentials_source, submit, username
+from eedi_utils.kaggle_kernels import METADATA_FILE, render_metadata
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kernel", default="inference", help="folder in kernel-metadata/")
+    parser.add_argument("--version", type=int, help="kernel version; default: the latest")
+    parser.add_argument("--message", default="eedi-kit submission")
+    parser.add_argument("--file", default="submission.csv", help="output file of the kernel")
+    parser.add_argument("--config", type=Path, help="the run's TOML config")
+    parser.add_argument("--user", default="", help="Kaggle user; default: from credentials")
+    args = parser.parse_args(argv)
+
+    config = load_config(args.config)
+    try:
+        print(f"credentials: {credentials_source()}")
+        user = username(args.user or config.kaggle.username)
+        template = PROJECT / "kernel-metadata" / args.kernel / METADATA_FILE
+        kernel = render_metadata(template, user, config)["id"]
+        print(submit(kernel, args.version, args.message, args.file).strip())
+    except KaggleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Kaggle mechanics: kernel metadata rules, built notebooks, credentials, and the scripts run
+against a stand-in `kaggle` executable first on PATH."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from eedi_utils.config import KitConfig, config_from_dict
+from eedi_utils.kaggle_cli import KaggleError, credentials_source, username
+from eedi_utils.kaggle_datasets import build_wheels_dataset, download_command, pinned
+from eedi_utils.kaggle_env import COMPETITION
+from eedi_utils.kaggle_kernels import (
+    build_notebook,
+    metadata_problems,
+    render_metadata,
+    slugify,
+)
+
+PROJECT = Path(__file__).resolve().parents[1]
+TEMPLATES = sorted((PROJECT / "kernel-metadata").glob("*/kernel-metadata.json"))
+FULL = config_from_dict(
+    {"retrieval": {"models": ["runs/minilm-ft"]}, "train": {"extra_train_files": ["x.csv"]}}
+)
+
+
+def test_there_is_a_kernel_per_notebook_that_runs_on_kaggle() -> None:
+    assert {t.parent.name for t in TEMPLATES} == {"inference", "train"}
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.parent.name)
+def test_committed_metadata_follow_the_rules(template: Path, tmp_path: Path) -> None:
+    raw = json.loads(template.read_text())
+    assert raw["enable_internet"] is False  # written out: the CLI would default it to true
+    meta = render_metadata(template, "alice", FULL)
+    (tmp_path / meta["code_file"]).write_text("{}")
+    assert metadata_problems(meta, tmp_path) == []
+    assert meta["id"] == f"alice/{slugify(meta['title'])}" and len(meta["title"]) >= 5
+    assert meta["machine_shape"] == "NvidiaTeslaT4" and meta["enable_gpu"] is True
+    assert meta["competition_sources"] == [COMPETITION]
+    assert all(s.startswith("alice/eedi-kit-") for s in meta["dataset_sources"])
+    assert (PROJECT / "notebooks" / meta["code_file"]).with_suffix(".py").is_file()
+
+
+def test_unused_datasets_are_left_out_of_the_sources() -> None:
+    template = PROJECT / "kernel-metadata" / "inference" / "kernel-metadata.json"
+    with_model = render_metadata(template, "bob", FULL)["dataset_sources"]
+    zero_shot = render_metadata(template, "bob", KitConfig())["dataset_sources"]
+    assert with_model == ["bob/eedi-kit-code", "bob/eedi-kit-wheels", "bob/eedi-kit-model"]
+    assert zero_shot == ["bob/eedi-kit-code", "bob/eedi-kit-wheels"]
+
+
+def test_each_broken_rule_is_reported(tmp_path: Path) -> None:
+    good = render_metadata(TEMPLATES[0], "alice", FULL)
+    breaks = {
+        "machine_shape": ("NvidiaTeslaP100", "machine_shape"),
+        "enable_internet": (True, "enable_internet"),
+        "title": ("inf", "at least 5"),
+        "id": ("alice/other-name", "title's slug"),
+        "kernel_type": ("script", "kernel_type"),
+        "competition_sources": ([], "competition_sources"),
+        "dataset_sources": (["alice/short"], "6-50"),
+        "code_file": ("inference.py", "built .ipynb"),
+    }
+    for key, (value, message) in breaks.items():
+        problems = metadata_problems({**good, key: value})
+        assert any(message in p for p in problems), (key, problems)
+    missing = {k: v for k, v in good.items() if k != "enable_internet"}
+    assert any("enable_internet" in p for p in metadata_problems(missing))
+    assert any("not in" in p for p in metadata_problems(good, tmp_path))
+
+
+def test_slug_matches_kaggle_rules() -> None:
+    assert slugify("eedi-kit inference") == "eedi-kit-inference"
+    assert slugify("  Eedi: Kit  v2!") == "eedi-kit-v2"
+
+
+@pytest.mark.parametrize("name", ["inference", "train"])
+def test_built_notebook_is_valid_and_holds_exactly_the_py_code(name: str, tmp_path: Path) -> None:
+    source = PROJECT / "notebooks" / f"{name}.py"
+    built = nbformat.read(build_notebook(source, tmp_path / f"{name}.ipynb"), as_version=4)
+    nbformat.validate(built)
+    code = [c.source for c in built.cells if c.cell_type == "code"]
+    assert code == [c.source for c in jupytext.read(source).cells if c.cell_type == "code"]
+    assert all(
+        not c.get("outputs") and c.get("execution_count") is None
+        for c in built.cells
+        if c.cell_type == "code"
+    )
+    assert not any(line.lstrip().startswith(("!", "%")) for c in code for line in c.splitlines())
+    assert "--no-index" in code[1] and "HF_HUB_OFFLINE" in code[1]  # the offline set-up cell
+
+
+def test_credentials_in_each_form_and_the_message_without_any(tmp_path: Path) -> None:
+    with pytest.raises(KaggleError) as err:
+        credentials_source({}, tmp_path)
+    for looked_for in ("$KAGGLE_API_TOKEN", "$KAGGLE_USERNAME", "$KAGGLE_KEY", "kaggle.json"):
+        assert looked_for in str(err.value)
+    assert credentials_source({"KAGGLE_API_TOKEN": "t"}, tmp_path) == "$KAGGLE_API_TOKEN"
+    pair = {"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}
+    assert credentials_source(pair, tmp_path).startswith("$KAGGLE_USERNAME")
+    with pytest.raises(KaggleError):  # half of the pair is not credentials
+        credentials_source({"KAGGLE_USERNAME": "u"}, tmp_path)
+    (tmp_path / ".kaggle").mkdir()
+    (tmp_path / ".kaggle" / "kaggle.json").write_text('{"username": "carol", "key": "k"}')
+    assert credentials_source({}, tmp_path).endswith("kaggle.json")
+    assert username("", {}, tmp_path) == "carol"
+    assert username("dave", pair, tmp_path) == "dave" and username("", pair, tmp_path) == "u"
+
+
+def test_wheel_pins_follow_this_environment() -> None:
+    import numpy
+
+    assert pinned(["numpy", "vllm==0.9.1"]) == [f"numpy=={numpy.__version__}", "vllm==0.9.1"]
+    with pytest.raises(ValueError, match="not installed here"):
+        pinned(["surely-not-a-package-xyz"])
+
+
+def test_wheels_are_downloaded_for_kaggle_platform_offline_ready(tmp_path, code_wheel) -> None:
+    command = download_command(tmp_path, ["a==1"], "3.11", ["manylinux_2_28_x86_64"])
+    assert {"--only-binary=:all:", "--no-deps"} <= set(command)
+    assert command[command.index("--python-version") + 1] == "3.11"
+    assert command[command.index("--platform") + 1] == "manylinux_2_28_x86_64"
+    folder = build_wheels_dataset(
+        tmp_path / "wheels",
+        ["eedi-kit==0.1.0"],
+        "3.11",
+        ["manylinux_2_28_x86_64"],
+        pip_options=["--no-index", "--find-links", str(code_wheel.parent)],
+    )
+    assert [p.name for p in folder.iterdir()] == [code_wheel.name]
+
+
+# --- the scripts, against the stand-in kaggle -------------------------------------------
+
+
+@pytest.fixture()
+def fake_kaggle(tmp_path: Path) -> Path:
+    """A `kaggle` executable first on PATH; returns its state folder."""
+    bin_dir, state = tmp_path / "bin", tmp_path / "kaggle-state"
+    bin_dir.mkdir()
+    state.mkdir()
+    script = bin_dir / "kaggle"
+    script.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "{PROJECT / "tests" / "fake_kaggle.py"}" "$@"\n'
+    )
+    script.chmod(0o755)
+    return state
+
+
+def run_script(name: str, args: list[str], tmp_path: Path, **env: str):
+    """Run scripts/NAME with the stand-in kaggle first on PATH and an empty home."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and k != "HOME"}
+    environ.update(
+        PATH=f"{tmp_path / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        HOME=str(tmp_path / "home"),
+        FAKE_KAGGLE_DIR=str(tmp_path / "kaggle-state"),
+        **env,
+    )
+    script = PROJECT / "scripts" / name
+    command = ["bash", str(script)] if name.endswith(".sh") else [sys.executable, str(script)]
+    return subprocess.run(
+        [*command, *args],
+        env=environ,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def calls(state: Path) -> list[dict]:
+    log = state / "calls.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+CREDENTIALS = {"KAGGLE_USERNAME": "alice", "KAGGLE_KEY": "secret"}
+
+
+@pytest.mark.parametrize(
+    "script,args",
+    [
+        ("download_data.sh", []),
+        ("push_datasets.py", []),
+        ("push_kernel.py", ["inference"]),
+        ("submit.py", []),
+    ],
+)
+def test_scripts_without_credentials_say_what_they_looked_for(
+    script, args, tmp_path, fake_kaggle
+) -> None:
+    result = run_script(script, args, tmp_path)
+    assert result.returncode == 2
+    for looked_for in ("$KAGGLE_API_TOKEN", "$KAGGLE_USERNAME", "$KAGGLE_KEY", "kaggle.json"):
+        assert looked_for in result.stderr
+    assert calls(fake_kaggle) == []
+
+
+def test_download_data_unpacks_the_competition_files(tmp_path, fake_kaggle, sample) -> None:
+    result = run_script(
+        "download_data.sh",
+        [str(tmp_path / "data")],
+        tmp_path,
+        FAKE_KAGGLE_DATA=str(sample),
+        **CREDENTIALS,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {"train.csv", "test.csv", "misconception_mapping.csv"} <= {
+        p.name for p in (tmp_path / "data").iterdir()
+    }
+    assert not list((tmp_path / "data").glob("*.zip"))
+
+
+def test_push_datasets_creates_then_versions_keeping_subfolders(
+    tmp_path, fake_kaggle, tiny_model, sample
+) -> None:
+    model = tmp_path / "runs" / "minilm-ft"
+    shutil.copytree(tiny_model, model)
+    (model / "checkpoints" / "checkpoint-9").mkdir(parents=True)
+    (model / "checkpoints" / "checkpoint-9" / "optimizer.pt").write_bytes(b"0" * 10)
+    config = tmp_path / "kit.toml"
+    extra = sample / "train.csv"
+    config.write_text(
+        f'[retrieval]\nmodels = ["{model}"]\n[train]\nextra_train_files = ["{extra}"]\n'
+    )
+    args = ["--config", str(config), "--only", "model", "data"]
+    first = run_script("push_datasets.py", args, tmp_path, **CREDENTIALS)
+    assert first.returncode == 0, first.stderr
+    second = run_script("push_datasets.py", args, tmp_path, **CREDENTIALS)
+    assert second.returncode == 0, second.stderr
+    uploads = [c for c in calls(fake_kaggle) if c["args"][1] in ("create", "version")]
+    assert [c["args"][1] for c in uploads] == ["create", "create", "version", "version"]
+    model_upload = uploads[0]
+    assert model_upload["meta"]["id"] == "alice/eedi-kit-model"
+    assert "minilm-ft/1_Pooling/config.json" in model_upload["files"]  # subfolders kept
+    assert not any("checkpoints" in f for f in model_upload["files"])  # training state left out
+    assert uploads[1]["files"] == ["dataset-metadata.json", "train.csv"]
+
+
+def test_push_datasets_builds_the_code_wheel_and_ships_the_config(tmp_path, fake_kaggle) -> None:
+    config = tmp_path / "kit.toml"
+    config.write_text('[kaggle]\nusername = "erin"\n')
+    result = run_script(
+        "push_datasets.py",
+        ["--config", str(config), "--only", "code"],
+        tmp_path,
+        KAGGLE_API_TOKEN="t",
+    )
+    assert result.returncode == 0, result.stderr
+    (upload,) = calls(fake_kaggle)[1:]
+    assert upload["meta"]["id"] == "erin/eedi-kit-code"
+    assert "eedi-kit.toml" in upload["files"]
+    assert any(f.startswith("eedi_kit-") and f.endswith(".whl") for f in upload["files"])
+
+
+def test_push_kernel_polls_until_complete_and_fetches_output(tmp_path, fake_kaggle) -> None:
+    (fake_kaggle / "statuses.txt").write_text("queued\nrunning\ncomplete")
+    build = tmp_path / "k"
+    result = run_script(
+        "push_kernel.py",
+        ["inference", "--poll-seconds", "0", "--build-dir", str(build)],
+        tmp_path,
+        **CREDENTIALS,
+    )
+    assert result.returncode == 0, result.stderr
+    made = [c["args"][:2] for c in calls(fake_kaggle)]
+    assert made == [["kernels", "push"]] + [["kernels", "status"]] * 3 + [["kernels", "output"]]
+    pushed = calls(fake_kaggle)[0]
+    assert pushed["meta"]["id"] == "alice/eedi-kit-inference"
+    assert pushed["files"] == ["inference.ipynb", "kernel-metadata.json"]
+    output = build / "inference" / "output"
+    assert sorted(p.name for p in output.iterdir()) == ["eedi-kit-inference.log", "submission.csv"]
+    assert "queued after 0 s" in result.stdout and "complete" in result.stdout
+
+
+def test_push_kernel_reports_kaggle_failure_message(tmp_path, fake_kaggle) -> None:
+    (fake_kaggle / "statuses.txt").write_text("running\nerror|CUDA out of memory")
+    result = run_script(
+        "push_kernel.py",
+        ["inference", "--poll-seconds", "0", "--build-dir", str(tmp_path / "k")],
+        tmp_path,
+        **CREDENTIALS,
+    )
+    assert result.returncode == 2
+    assert "ended with status error: CUDA out of memory" in result.stderr
+    assert not any(c["args"][1] == "output" for c in calls(fake_kaggle))
+
+
+def test_submit_names_the_kernel_version(tmp_path, fake_kaggle) -> None:
+    result = run_script("submit.py", ["--version", "3"], tmp_path, **CREDENTIALS)
+    assert result.returncode == 0, result.stderr
+    (call,) = calls(fake_kaggle)
+    args = call["args"]
+    assert args[:3] == ["competitions", "submit", COMPETITION]
+    assert args[args.index("-k") + 1] == "alice/eedi-kit-inference"
+    assert args[args.index("-v") + 1] == "3" and args[args.index("-f") + 1] == "submission.csv"
