@@ -49,7 +49,7 @@ def bare_run(data: CompetitionData, config) -> dict:
         seed=cfg.seed,
     )
     mining = time.perf_counter() - started
-    columns = {"anchor": prepared.queries, "positive": prepared.positives}
+    columns = {"anchor": prepared.queries, "positive": prepared.positives()}
     for i in range(cfg.n_negatives):
         columns[f"negative_{i + 1}"] = [prepared.documents[p] for p in negatives[:, i]]
     with tempfile.TemporaryDirectory() as out:

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from eedi_utils import pipeline
 from eedi_utils.config import ConfigError, KitConfig, load_config
@@ -80,6 +81,36 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="passes over the training rows")
     train.add_argument("--resume", action="store_true", help="go on from OUT's last checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+
+    for name, summary, description in (
+        (
+            "paraphrase",
+            "paraphrase questions and misconceptions with an LLM into a data folder",
+            "Ask an OpenAI-compatible endpoint for N paraphrases of every question text and "
+            "misconception name; write OUT/train.csv and OUT/misconception_mapping.csv with the "
+            "originals first and a Generated column, ready for `eedi train --data-dir OUT`.",
+        ),
+        (
+            "synthesize",
+            "write new judged questions for misconceptions without training rows",
+            "Few-shot prompt new questions for every misconception no training row is labelled "
+            "with, keep those an LLM judge accepts, and write OUT/train.csv (input rows first, "
+            "new rows flagged Generated).",
+        ),
+    ):
+        command = commands.add_parser(name, help=summary, description=description)
+        command.add_argument("--data-dir", help=DATA_HELP)
+        command.add_argument("--out", required=True, metavar="OUT", help="data folder to write")
+        command.add_argument("--config", metavar="FILE", help="TOML file with a section per stage")
+        command.add_argument("--n", type=int, help="paraphrases per text (default 4)")
+        command.add_argument("--model", help="model name at the endpoint (default gpt-4o-mini)")
+        command.add_argument("--base-url", help="OpenAI-compatible server; default: OpenAI")
+        command.add_argument("--max-cost", type=float, metavar="USD", help="stop at this cost")
+        command.add_argument("--concurrency", type=int, help="calls in flight (default 8)")
+        command.add_argument(
+            "--dry-run", action="store_true", help="print the calls, tokens and cost expected"
+        )
+        command.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     return parser
 
 
@@ -95,6 +126,17 @@ def _config(args: argparse.Namespace) -> KitConfig:
         config.train.base_model = args.base_model
     if getattr(args, "epochs", None) is not None:
         config.train.epochs = args.epochs
+    if args.command in ("paraphrase", "synthesize"):
+        generate = config.generate
+        for option, key in (
+            ("n", "n"),
+            ("model", "model"),
+            ("base_url", "base_url"),
+            ("max_cost", "max_cost"),
+            ("concurrency", "concurrency"),
+        ):
+            if getattr(args, option) is not None:
+                setattr(generate, key, getattr(args, option))
     return config
 
 
@@ -115,9 +157,27 @@ def run(args: argparse.Namespace) -> int:
         if trainer.history:
             print(json.dumps(trainer.history[-1], indent=2))
         print(f"model saved in {args.output_dir}", file=sys.stderr)
+    elif args.command in ("paraphrase", "synthesize"):
+        return generate(args, config, data)
     else:
         report = pipeline.evaluate(data, args.models, config, args.fold, args.max_questions)
         print(json.dumps({"data_dir": str(source.path), **report}, indent=2))
+    return 0
+
+
+def generate(args: argparse.Namespace, config: KitConfig, data: CompetitionData) -> int:
+    if args.command == "paraphrase":
+        from eedi_utils.paraphrase import paraphrase as job
+    else:
+        from eedi_utils.synthesize import synthesize as job
+    result = job(data, Path(args.out), config.generate, args.dry_run, not args.quiet)
+    if args.dry_run:
+        print(f"dry run, {config.generate.model}: {result}")
+        return 0
+    print(f"{args.command}: {result}")
+    for failure in result.failures:
+        print(f"  failed: {failure}", file=sys.stderr)
+    print(f"wrote {args.out} (rerun the same command to retry what failed or was skipped)")
     return 0
 
 
@@ -127,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per LLM call otherwise
     try:
         return run(args)
     except (DataError, ConfigError, SubmissionError, FileNotFoundError, ValueError) as err:

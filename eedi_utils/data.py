@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +27,10 @@ QUESTION_COLUMNS = (
 )
 LABEL_COLUMNS = tuple(f"Misconception{letter}Id" for letter in LETTERS)
 MAPPING_COLUMNS = ("MisconceptionId", "MisconceptionName")
+GENERATED_COLUMN = "Generated"
+"""Optional boolean column: True on rows an LLM wrote (originals come first, False)."""
+SOURCE_COLUMN = "SourceQuestionId"
+"""On generated questions: the real question they were made from; empty if none."""
 LONG_COLUMNS = (
     "QuestionId_Answer",
     "QuestionId",
@@ -133,12 +138,46 @@ def _reject_duplicates(frame: pd.DataFrame, path: Path, column: str) -> None:
         )
 
 
-def load_misconceptions(path: str | Path) -> pd.DataFrame:
-    """Read `misconception_mapping.csv`: integer `MisconceptionId`, text `MisconceptionName`."""
+def generated_mask(frame: pd.DataFrame, path: Path, key: str) -> pd.Series:
+    """The `Generated` column as booleans (all False when absent); other values are errors."""
+    if GENERATED_COLUMN not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    values = frame[GENERATED_COLUMN].str.strip().str.lower()
+    known = {"true": True, "1": True, "false": False, "0": False}
+    for position, (key_value, value) in enumerate(zip(frame[key], values), start=1):
+        if value not in known:
+            raise DataError(
+                path,
+                f"{value!r} is not True or False",
+                row=_row_name(key, key_value, position),
+                column=GENERATED_COLUMN,
+            )
+    return values.map(known).astype(bool)
+
+
+def load_misconceptions(path: str | Path, generated: bool = False) -> pd.DataFrame:
+    """Read `misconception_mapping.csv`: integer `MisconceptionId`, text `MisconceptionName`.
+
+    With a `Generated` column, the original rows (False) are returned, or with `generated`
+    the LLM-written names (True), each for an id that has an original row.
+    """
     path = Path(path)
     frame = _read_table(path, MAPPING_COLUMNS)
     frame["MisconceptionId"] = _int_column(frame, path, "MisconceptionId", "MisconceptionId")
-    _reject_duplicates(frame, path, "MisconceptionId")
+    is_generated = generated_mask(frame, path, "MisconceptionId")
+    _reject_duplicates(frame[~is_generated], path, "MisconceptionId")
+    has_original = (
+        ~is_generated.to_numpy()
+        | frame["MisconceptionId"].isin(frame["MisconceptionId"][~is_generated]).to_numpy()
+    )
+    if not has_original.all():
+        position = int((~has_original).argmax())
+        raise DataError(
+            path,
+            "generated name for an id with no original row",
+            row=_row_name("MisconceptionId", frame["MisconceptionId"].iloc[position], position + 1),
+            column="MisconceptionId",
+        )
     for position, (mid, name) in enumerate(
         zip(frame["MisconceptionId"], frame["MisconceptionName"]), start=1
     ):
@@ -149,7 +188,8 @@ def load_misconceptions(path: str | Path) -> pd.DataFrame:
                 row=_row_name("MisconceptionId", mid, position),
                 column="MisconceptionName",
             )
-    return frame[list(MAPPING_COLUMNS)].reset_index(drop=True)
+    chosen = is_generated if generated else ~is_generated
+    return frame.loc[chosen, list(MAPPING_COLUMNS)].reset_index(drop=True)
 
 
 def load_questions(
@@ -267,10 +307,33 @@ class CompetitionData:
     def has_train(self) -> bool:
         return (self.data_dir / "train.csv").exists()
 
+    def train_questions(self) -> pd.DataFrame:
+        """`train.csv` as loaded (one row per question), generated rows included."""
+        return load_questions(self.data_dir / "train.csv", self._ids, require_labels=True)
+
     def train(self) -> pd.DataFrame:
-        """Long table of `train.csv`, every label checked against the mapping."""
-        return to_long(load_questions(self.data_dir / "train.csv", self._ids, require_labels=True))
+        """Long table of the real rows of `train.csv`, every label checked against the mapping."""
+        questions = self.train_questions()
+        real = ~generated_mask(questions, self.data_dir / "train.csv", "QuestionId")
+        return to_long(questions[real])
+
+    def misconception_variants(self) -> pd.DataFrame:
+        """LLM-written names of known misconceptions (rows flagged `Generated`); may be empty."""
+        return load_misconceptions(self.data_dir / "misconception_mapping.csv", generated=True)
 
     def test(self) -> pd.DataFrame:
         """Long table of `test.csv` (labels, if any, are validated but not needed)."""
         return to_long(load_questions(self.data_dir / "test.csv", self._ids))
+
+
+def write_data_dir(out: Path, frames: dict[str, pd.DataFrame], copy_from: Path) -> None:
+    """Write a data folder: each frame as its CSV through a temporary name (a kill leaves no torn
+    file; missing values as empty cells), the other competition files copied from `copy_from`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        partial = out / f".{name}.partial"
+        frame.astype(object).where(frame.notna(), "").to_csv(partial, index=False)
+        partial.replace(out / name)
+    for name in ("train.csv", "test.csv", "misconception_mapping.csv"):
+        if name not in frames and (copy_from / name).exists():
+            shutil.copyfile(copy_from / name, out / name)

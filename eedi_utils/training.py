@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,16 @@ from sentence_transformers.sentence_transformer.training_args import BatchSample
 from transformers import AutoConfig, PrinterCallback, TrainerCallback
 
 from eedi_utils.config import KitConfig, TrainConfig
-from eedi_utils.data import CompetitionData, DataError, labelled, load_questions, to_long
+from eedi_utils.data import (
+    SOURCE_COLUMN,
+    CompetitionData,
+    DataError,
+    generated_mask,
+    labelled,
+    load_questions,
+    to_long,
+)
+from eedi_utils.kaggle_env import resolve_input_path
 from eedi_utils.metrics import score_report
 from eedi_utils.mining import mine_negatives
 from eedi_utils.plots import plot_training
@@ -47,7 +56,6 @@ from eedi_utils.text import misconception_texts, query_texts
 
 logger = logging.getLogger(__name__)
 
-SOURCE_COLUMN = "SourceQuestionId"
 DECODER_TYPES = {"qwen2", "qwen3", "mistral", "llama", "gemma", "gemma2", "phi3"}
 LORA_TARGETS = {
     "bert": ["query", "key", "value", "dense"],
@@ -69,7 +77,7 @@ def lora_targets(model_type: str, configured: list[str]) -> list[str] | str:
 def build_model(config: TrainConfig, max_seq_length: int, device: str) -> SentenceTransformer:
     """Load the base model (a sentence-transformers folder, or a plain transformers folder
     given a pooling layer), add LoRA if asked."""
-    path = Path(config.base_model) if config.base_model else default_model_path()
+    path = resolve_input_path(config.base_model) if config.base_model else default_model_path()
     model_kwargs = {}
     if config.load_in_4bit:
         if not device.startswith("cuda"):
@@ -160,17 +168,31 @@ class TrainingData:
     val_queries: list[str]
     val_gold: np.ndarray
     val_seen: np.ndarray
+    variants: dict[int, list[str]] = field(default_factory=dict)
+    """LLM-written document texts by misconception id, used as positives beside the original."""
 
-    @property
-    def positives(self) -> list[str]:
+    def positives(self, round_index: int = 0, seed: int = 0) -> list[str]:
+        """The gold document text of each row. With variants, each round draws one text per
+        misconception (not per row), so rows sharing a gold still share one positive text and
+        the no-duplicates sampler keeps them out of each other's batch."""
         position = {int(i): p for p, i in enumerate(self.document_ids)}
-        return [self.documents[position[int(g)]] for g in self.gold]
+        rng = np.random.default_rng(seed + round_index)
+        chosen = {}
+        for gold in sorted({int(g) for g in self.gold}):
+            texts = [self.documents[position[gold]], *self.variants.get(gold, [])]
+            chosen[gold] = texts[int(rng.integers(len(texts)))]
+        return [chosen[int(g)] for g in self.gold]
 
 
 def extra_rows(path: str | Path, data: CompetitionData, held_out: set[int]) -> pd.DataFrame:
     """Labelled generated rows of `path`, less those made from a held-out question."""
     path = Path(path)
     questions = load_questions(path, set(data.misconceptions["MisconceptionId"]), True)
+    return generated_rows(questions, path, held_out)
+
+
+def generated_rows(questions: pd.DataFrame, path: Path, held_out: set[int]) -> pd.DataFrame:
+    """Long labelled rows of generated `questions`, less those made from a held-out question."""
     if SOURCE_COLUMN not in questions.columns:
         raise DataError(
             path,
@@ -199,11 +221,22 @@ def prepare_data(data: CompetitionData, config: KitConfig) -> TrainingData:
         train_rows, val_rows = np.arange(len(train)), np.array([], dtype=np.int64)
         val_seen = np.array([], dtype=bool)
     held_out = {int(q) for q in train["QuestionId"].iloc[val_rows]}
+    questions, train_file = data.train_questions(), data.data_dir / "train.csv"
+    in_data_dir = questions[generated_mask(questions, train_file, "QuestionId")]
     training_rows = pd.concat(
         [train.iloc[train_rows]]
-        + [extra_rows(path, data, held_out) for path in config.train.extra_train_files],
+        + ([generated_rows(in_data_dir, train_file, held_out)] if len(in_data_dir) else [])
+        + [
+            extra_rows(resolve_input_path(path), data, held_out)
+            for path in config.train.extra_train_files
+        ],
         ignore_index=True,
     )
+    variants = data.misconception_variants()
+    variant_texts = misconception_texts(variants, config.text)
+    by_id: dict[int, list[str]] = {}
+    for misconception, text in zip(variants["MisconceptionId"], variant_texts):
+        by_id.setdefault(int(misconception), []).append(text)
     return TrainingData(
         queries=query_texts(training_rows, config.text),
         gold=training_rows["MisconceptionId"].to_numpy(np.int64),
@@ -212,6 +245,7 @@ def prepare_data(data: CompetitionData, config: KitConfig) -> TrainingData:
         val_queries=query_texts(train.iloc[val_rows], config.text),
         val_gold=gold[val_rows],
         val_seen=val_seen,
+        variants=by_id,
     )
 
 
@@ -293,8 +327,9 @@ class Trainer:
         self.state.wait_for_everyone()
         return np.load(path)
 
-    def dataset(self, negatives: np.ndarray | None) -> Dataset:
-        columns = {"anchor": self.data.queries, "positive": self.data.positives}
+    def dataset(self, negatives: np.ndarray | None, round_index: int) -> Dataset:
+        positives = self.data.positives(round_index, self.config.train.seed)
+        columns = {"anchor": self.data.queries, "positive": positives}
         if negatives is not None:
             for i in range(negatives.shape[1]):
                 columns[f"negative_{i + 1}"] = [self.data.documents[p] for p in negatives[:, i]]
@@ -387,7 +422,7 @@ class Trainer:
             trainer = SentenceTransformerTrainer(
                 model=model,
                 args=arguments,
-                train_dataset=self.dataset(negatives),
+                train_dataset=self.dataset(negatives, epoch),
                 loss=loss,
                 callbacks=[StopAtEpoch(epoch + 1), *self.callbacks],
             )

@@ -204,3 +204,25 @@ def test_real_data_counts(real_data: Path) -> None:
     assert len(labelled(long)) == 4370
     assert labelled(long)["MisconceptionId"].nunique() == 1604
     assert len(data.test()) == 9
+
+
+def test_generated_rows_are_flagged_checked_and_kept_apart(data_copy: Path) -> None:
+    mapping = data_copy / "misconception_mapping.csv"
+    frame = pd.read_csv(mapping, dtype=str, keep_default_na=False)
+    first = frame.iloc[0]
+    variants = pd.DataFrame(
+        {"MisconceptionId": [first["MisconceptionId"]] * 2, "MisconceptionName": ["v1", "v2"]}
+    )
+    both = pd.concat([frame.assign(Generated="False"), variants.assign(Generated="True")])
+    both.to_csv(mapping, index=False)
+    data = CompetitionData(data_copy)
+    assert len(data.misconceptions) == len(frame)  # retrieval sees each id once
+    assert data.misconception_variants()["MisconceptionName"].tolist() == ["v1", "v2"]
+
+    both.assign(Generated=["False"] * len(frame) + ["True", "maybe"]).to_csv(mapping, index=False)
+    with pytest.raises(DataError, match=r"row \d+ \(MisconceptionId .*column Generated: 'maybe'"):
+        CompetitionData(data_copy)
+    orphan = variants.assign(MisconceptionId="999999", Generated="True")
+    pd.concat([frame.assign(Generated="False"), orphan]).to_csv(mapping, index=False)
+    with pytest.raises(DataError, match="generated name for an id with no original row"):
+        CompetitionData(data_copy)
