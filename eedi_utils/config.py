@@ -271,6 +271,64 @@ class GenerateConfig:
 
 
 @dataclass
+class RerankConfig:
+    """The LLM stage of inference: a hypothesis joining the query, then a rerank of the top."""
+
+    enabled: bool = field(default=False, metadata={"help": "Rerank the retrieved candidates."})
+    hypothesis: bool = field(
+        default=False,
+        metadata={
+            "help": "Before retrieval, the LLM names the likely misconception in one "
+            "sentence, appended to the query text."
+        },
+    )
+    model: str = field(
+        default="", metadata={"help": "Causal LM folder (e.g. a Qwen2.5 AWQ dataset on Kaggle)."}
+    )
+    backend: str = field(
+        default="auto", metadata={"help": "'vllm', 'transformers', or 'auto' (vllm on CUDA)."}
+    )
+    mode: str = field(
+        default="listwise",
+        metadata={
+            "help": "'listwise' (label log-probabilities over a window) or 'pointwise' "
+            "(yes minus no, one prompt per candidate)."
+        },
+    )
+    windows: list[list[int]] = field(
+        default_factory=lambda: [[8, 17], [1, 10]],
+        metadata={
+            "help": "Rank windows [first, last] (1-based), reordered in this order; "
+            "ranks outside a window keep their place."
+        },
+    )
+    reverse_pass: bool = field(
+        default=True,
+        metadata={"help": "Listwise: average in a pass with the window's candidates reversed."},
+    )
+    hypothesis_tokens: int = field(default=48, metadata={"help": "Tokens of the hypothesis."})
+    batch_size: int = field(default=8, metadata={"help": "transformers: prompts per forward."})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "'auto' (fp16 on a T4, bf16 on newer GPUs, fp32 on "
+            "CPUs), or a torch dtype name."
+        },
+    )
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm: GPUs per model."})
+    max_model_len: int = field(default=4096, metadata={"help": "vllm: longest prompt."})
+    gpu_memory_utilization: float = field(default=0.90, metadata={"help": "vllm: memory share."})
+    enforce_eager: bool = field(default=True, metadata={"help": "vllm: no CUDA graphs."})
+    quantization: str = field(
+        default="", metadata={"help": "vllm: e.g. 'awq'; empty: from the checkpoint."}
+    )
+    separate_process: bool = field(
+        default=True,
+        metadata={"help": "Run the LLM in its own process, after the embedder's memory is freed."},
+    )
+
+
+@dataclass
 class KitConfig:
     """All stages together: one object per TOML section."""
 
@@ -278,6 +336,7 @@ class KitConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     kaggle: KaggleConfig = field(default_factory=KaggleConfig)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from eedi_utils import llm_stage
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.kaggle_env import resolve_input_path
@@ -18,6 +19,7 @@ from eedi_utils.submission import build_submission, write_submission
 from eedi_utils.text import misconception_texts, query_texts
 
 ModelPaths = Sequence[str | Path | None]
+HYPOTHESIS_PREFIX = "Likely misconception: "
 
 
 def _model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Path | None]:
@@ -32,14 +34,22 @@ def _model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Pat
 def rank_misconceptions(
     long: pd.DataFrame, data: CompetitionData, models: ModelPaths | None, config: KitConfig
 ) -> np.ndarray:
-    """Ranked MisconceptionIds, shape (rows of `long`, top_k)."""
+    """Ranked MisconceptionIds, shape (rows of `long`, top_k): retrieval, with the LLM stage
+    around it when [rerank] asks (a hypothesis joining each query; a rerank of the top)."""
+    queries = query_texts(long, config.text)
+    if config.rerank.hypothesis:
+        guesses = llm_stage.run("hypothesis", long, None, data.misconceptions, config.rerank)
+        queries = [f"{query}\n{HYPOTHESIS_PREFIX}{guess}" for query, guess in zip(queries, guesses)]
     positions = retrieve(
-        query_texts(long, config.text),
+        queries,
         misconception_texts(data.misconceptions, config.text),
         _model_paths(models, config),
         config.retrieval,
     )
-    return data.misconceptions["MisconceptionId"].to_numpy()[positions]
+    ranked = data.misconceptions["MisconceptionId"].to_numpy()[positions]
+    if config.rerank.enabled:
+        ranked = llm_stage.run("rerank", long, ranked, data.misconceptions, config.rerank)
+    return ranked
 
 
 def predict(

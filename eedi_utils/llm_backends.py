@@ -1,0 +1,110 @@
+"""Causal-LM backends behind one interface: for each prompt, the next-token distribution
+restricted to a few candidate tokens (labels, Yes/No), and greedy generation. Prompts are token
+ids made once with the model's own chat template, so every backend scores the same tokens.
+
+Restricting the softmax to the candidates changes every log-probability of a prompt by the same
+constant, so orders within a prompt and differences such as log p(Yes) - log p(No) are those of
+the full distribution; it is also what vLLM returns cheaply (allowed tokens, processed
+log-probabilities) instead of the whole vocabulary per prompt.
+
+- `TransformersBackend`: plain transformers on CPU or GPU (batched, left-padded).
+- `VllmBackend`: vLLM's offline engine (quantized checkpoints, tensor parallelism, prefix
+  caching); imported only when used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from eedi_utils.config import RerankConfig
+from eedi_utils.retrieval import resolve_device, resolve_dtype
+
+Messages = list[dict[str, str]]
+
+
+class LLMBackend(Protocol):
+    tokenizer: PreTrainedTokenizerBase
+
+    def choice_logprobs(self, prompts: Sequence[list[int]], token_ids: Sequence[int]) -> np.ndarray:
+        """(prompts, token_ids): log-probability of each token as the next one after a prompt."""
+        ...
+
+    def generate(self, prompts: Sequence[list[int]], max_tokens: int) -> list[str]:
+        """Greedy continuation text of each prompt."""
+        ...
+
+
+def chat_ids(tokenizer: PreTrainedTokenizerBase, messages: Messages) -> list[int]:
+    """The prompt's token ids, with the chat template and the assistant turn opened."""
+    return list(
+        tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+    )
+
+
+def single_token_ids(tokenizer: PreTrainedTokenizerBase, labels: Sequence[str]) -> list[int]:
+    """The token id of each label; a label that is not exactly one token is an error."""
+    ids = []
+    for label in labels:
+        encoded = tokenizer.encode(label, add_special_tokens=False)
+        if len(encoded) != 1:
+            raise ValueError(f"label {label!r} is {len(encoded)} tokens for this tokenizer, not 1")
+        ids.append(encoded[0])
+    return ids
+
+
+class TransformersBackend:
+    def __init__(self, path: str | Path, config: RerankConfig, device: str = "auto"):
+        self.device = resolve_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=resolve_dtype(config.dtype, self.device), local_files_only=True
+        ).to(self.device)
+        self.model.eval()
+        self.batch_size = config.batch_size
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id
+
+    def _batch(self, prompts: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the edge
+            ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            mask[row, width - len(prompt) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    @torch.inference_mode()
+    def choice_logprobs(self, prompts: Sequence[list[int]], token_ids: Sequence[int]) -> np.ndarray:
+        rows = []
+        for start in range(0, len(prompts), self.batch_size):
+            ids, mask = self._batch(prompts[start : start + self.batch_size])
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+            choices = logits[:, -1, list(token_ids)].float().log_softmax(-1)
+            rows.append(choices.cpu().numpy())
+        return np.concatenate(rows) if rows else np.zeros((0, len(token_ids)), np.float32)
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[list[int]], max_tokens: int) -> list[str]:
+        texts = []
+        for start in range(0, len(prompts), self.batch_size):
+            ids, mask = self._batch(prompts[start : start + self.batch_size])
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_tokens,
+                do_sample=False,
+                pad_token_id=self.pad_id,
+            )
+            new = out[:, ids.shape[1] :]
+            texts += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return [text.strip() for text in texts]
