@@ -192,6 +192,17 @@ class KaggleConfig:
     data_dataset: str = field(
         default="eedi-kit-data", metadata={"help": "Dataset slug: [train] extra_train_files."}
     )
+    extra_dataset_sources: list[str] = field(
+        default_factory=list,
+        metadata={"help": "More '<owner>/<slug>' datasets the kernels attach (e.g. an LLM)."},
+    )
+    model_sources: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Kaggle Models the kernels attach ('<owner>/<model>/<framework>/"
+            "<variation>/<version>', e.g. a Qwen2.5 AWQ checkpoint for [rerank])."
+        },
+    )
     wheel_requirements: list[str] = field(
         default_factory=lambda: [
             "sentence-transformers",

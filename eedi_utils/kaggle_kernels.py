@@ -74,7 +74,10 @@ def render_metadata(template: Path, user: str, config: KitConfig) -> dict[str, A
         for source in raw.get("dataset_sources", [])
         if not any(placeholder in source for placeholder in unused)
     ]
-    return {key: _fill(value, names, f"{template} {key}") for key, value in raw.items()}
+    meta = {key: _fill(value, names, f"{template} {key}") for key, value in raw.items()}
+    meta["dataset_sources"] = [*meta["dataset_sources"], *kaggle.extra_dataset_sources]
+    meta["model_sources"] = [*meta.get("model_sources", []), *kaggle.model_sources]
+    return meta
 
 
 def metadata_problems(meta: dict[str, Any], folder: Path | None = None) -> list[str]:

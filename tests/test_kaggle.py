@@ -56,6 +56,13 @@ def test_unused_datasets_are_left_out_of_the_sources() -> None:
     zero_shot = render_metadata(template, "bob", KitConfig())["dataset_sources"]
     assert with_model == ["bob/eedi-kit-code", "bob/eedi-kit-wheels", "bob/eedi-kit-model"]
     assert zero_shot == ["bob/eedi-kit-code", "bob/eedi-kit-wheels"]
+    with_llm = KitConfig()
+    with_llm.kaggle.extra_dataset_sources = ["carol/qwen25-14b-awq"]
+    with_llm.kaggle.model_sources = ["qwen-lm/qwen2.5/transformers/14b-instruct-awq/1"]
+    meta = render_metadata(template, "bob", with_llm)
+    assert meta["dataset_sources"][-1] == "carol/qwen25-14b-awq"
+    assert meta["model_sources"] == with_llm.kaggle.model_sources
+    assert metadata_problems(meta) == []
 
 
 def test_each_broken_rule_is_reported(tmp_path: Path) -> None:

@@ -1,0 +1,214 @@
+"""Against a real vLLM (the CPU build, in its own environment: $EEDI_VLLM_PYTHON, made by
+scripts/vllm_env.sh; .ci/run sets it): the offline engine scores the same prompts as the
+transformers backend, and `eedi paraphrase` / `eedi synthesize` run against vLLM's
+OpenAI-compatible server serving SmolLM2-135M-Instruct. SmolLM2's prose is poor: these tests
+check the plumbing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eedi_utils.config import RerankConfig
+from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.llm_backends import TransformersBackend, chat_ids, single_token_ids
+from eedi_utils.llm_cache import JsonlCache
+from eedi_utils.rerank import LABELS, listwise_messages
+
+PROJECT = Path(__file__).resolve().parents[1]
+VLLM_PYTHON = os.environ.get("EEDI_VLLM_PYTHON", "")
+pytestmark = pytest.mark.skipif(
+    not VLLM_PYTHON,
+    reason="$EEDI_VLLM_PYTHON is not set: make vLLM's CPU environment with "
+    "scripts/vllm_env.sh DIR and export EEDI_VLLM_PYTHON=DIR/bin/python (.ci/run does)",
+)
+VLLM_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # the engine in-process: scripts need no main guard
+    "HF_HUB_OFFLINE": "1",
+    "PYTHONPATH": str(PROJECT),
+}
+ENGINE_SCRIPT = """
+import json, sys
+from eedi_utils.config import RerankConfig
+from eedi_utils.llm_vllm import VllmBackend
+job = json.load(open(sys.argv[1]))
+backend = VllmBackend(job["model"], RerankConfig(dtype="float32", max_model_len=2048))
+scores = backend.choice_logprobs(job["prompts"], job["labels"]).tolist()
+texts = backend.generate(job["prompts"], 8)
+json.dump({"scores": scores, "texts": texts}, open(sys.argv[2], "w"))
+"""
+
+
+def test_vllm_engine_scores_like_transformers(tmp_path, sample, smollm2) -> None:
+    data = CompetitionData(sample)
+    rows = labelled(data.train()).head(3)
+    names = data.misconceptions["MisconceptionName"].tolist()
+    backend = TransformersBackend(smollm2, RerankConfig(dtype="float32"), "cpu")
+    prompts = [
+        chat_ids(backend.tokenizer, listwise_messages(row, names[3 * i : 3 * i + 5]))
+        for i, (_, row) in enumerate(rows.iterrows())
+    ]
+    labels = single_token_ids(backend.tokenizer, list(LABELS[:5]))
+    job = {"model": str(smollm2), "prompts": prompts, "labels": labels}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    (tmp_path / "engine.py").write_text(ENGINE_SCRIPT)
+    run = subprocess.run(
+        [VLLM_PYTHON, "engine.py", "job.json", "out.json"],
+        cwd=tmp_path,
+        env={**os.environ, **VLLM_ENV},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    from_vllm = json.loads((tmp_path / "out.json").read_text())
+    np.testing.assert_allclose(
+        from_vllm["scores"], backend.choice_logprobs(prompts, labels), atol=1e-3
+    )
+    assert from_vllm["texts"] == backend.generate(prompts, 8)  # greedy: the same tokens
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(smollm2, tmp_path_factory):
+    """vLLM's OpenAI-compatible server on loopback, started and stopped here."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    command = [
+        VLLM_PYTHON,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(smollm2),
+        "--served-model-name",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "2048",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+    ]
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **VLLM_ENV}
+        )
+    try:
+        deadline = time.time() + 600
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"vLLM server exited:\n{log.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail(f"vLLM server not healthy after 600 s:\n{log.read_text()[-4000:]}")
+                time.sleep(1)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+@pytest.fixture()
+def small_data(tmp_path, sample) -> Path:
+    """Three labelled questions, their misconceptions and two that no row has."""
+    train = pd.read_csv(sample / "train.csv", dtype=str, keep_default_na=False).head(3)
+    labels = {
+        int(float(v))
+        for c in train.columns
+        if c.endswith("Id") and c.startswith("Misc")
+        for v in train[c]
+        if v
+    }
+    mapping = pd.read_csv(sample / "misconception_mapping.csv", dtype=str)
+    ids = mapping["MisconceptionId"].astype(int)
+    unseen = mapping[~ids.isin(labels)].head(2)
+    small = pd.concat([mapping[ids.isin(labels)], unseen])
+    folder = tmp_path / "small"
+    folder.mkdir()
+    train.to_csv(folder / "train.csv", index=False)
+    small.to_csv(folder / "misconception_mapping.csv", index=False)
+    return folder
+
+
+def eedi(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    return subprocess.run(
+        [sys.executable, "-m", "eedi_utils.cli", *args, "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_paraphrase_and_synthesize_against_vllm_server(tmp_path, small_data, vllm_server):
+    config = tmp_path / "kit.toml"
+    config.write_text("[generate]\nmax_tokens = 160\nconcurrency = 4\nper_misconception = 1\n")
+    common = ["--base-url", vllm_server, "--model", "smollm2", "--config", str(config)]
+    para = tmp_path / "para"
+    result = eedi(
+        "paraphrase", "--data-dir", str(small_data), "--out", str(para), "--n", "2", *common
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = CompetitionData(small_data)
+    items = 3 + len(data.misconceptions)
+    counts = summary(result.stdout)
+    assert counts["done"] + counts["failed"] == items and counts["done"] > 0
+    assert counts["calls"] >= items and counts["prompt"] > 0 and counts["completion"] > 0
+    out = CompetitionData(para)
+    pd.testing.assert_frame_equal(out.train(), data.train())
+    written = pd.read_csv(para / "train.csv", dtype=str, keep_default_na=False)
+    assert 3 < len(written) <= 3 * 3 and len(JsonlCache(para / "cache.jsonl")) == counts["done"]
+    assert 0 < len(out.misconception_variants()) <= 2 * len(data.misconceptions)
+
+    again = summary(
+        eedi(
+            "paraphrase", "--data-dir", str(small_data), "--out", str(para), "--n", "2", *common
+        ).stdout
+    )
+    assert again["cached"] == counts["done"] and again["calls"] <= 3 * counts["failed"]
+
+    synth = tmp_path / "synth"
+    result = eedi("synthesize", "--data-dir", str(para), "--out", str(synth), *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    made = summary(result.stdout)
+    assert made["done"] + made["failed"] == 2  # one per unseen misconception
+    rows = pd.read_csv(synth / "train.csv", dtype=str, keep_default_na=False)
+    new = rows[(rows["Generated"] == "True") & (rows["SourceQuestionId"] == "")]
+    assert len(new) == made["done"] - made["rejected"]
+    CompetitionData(synth).train()  # loads and validates
+
+
+def summary(stdout: str) -> dict[str, int]:
+    """The numbers of the closing summary line."""
+    pattern = (
+        r"done (?P<done>\d+) \(short \d+\), cached (?P<cached>\d+), failed (?P<failed>\d+), "
+        r"skipped \d+, rejected by the judge (?P<rejected>\d+) \| (?P<calls>\d+) calls, "
+        r"(?P<prompt>\d+) prompt \+ (?P<completion>\d+) completion tokens"
+    )
+    match = re.search(pattern, stdout)
+    assert match, stdout
+    return {k: int(v) for k, v in match.groupdict().items()}
