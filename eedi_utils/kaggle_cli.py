@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from eedi_utils.config import ConfigError
 from eedi_utils.kaggle_env import COMPETITION
 
 TERMINAL_STATUSES = {"complete", "error", "cancel_acknowledged", "cancel_requested"}
@@ -64,6 +65,24 @@ def username(
         "Kaggle user name unknown: set [kaggle] username in the config, pass --user, or set "
         f"$KAGGLE_USERNAME ({token_file} has none)"
     )
+
+
+def script_user(user: str, configured: str, pushing: bool) -> str:
+    """The Kaggle user a script acts for; when it will push, credentials are checked first and
+    the form found is printed."""
+    if pushing:
+        print(f"credentials: {credentials_source()}")
+    return username(user or configured)
+
+
+def exit_status(body: Callable[[], object]) -> int:
+    """Run a script's body: 0, or 2 with the error's message on stderr."""
+    try:
+        body()
+    except (KaggleError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def run_kaggle(args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:

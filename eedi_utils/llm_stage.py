@@ -13,6 +13,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,47 +47,45 @@ def load_backend(config: RerankConfig) -> LLMBackend:
     return TransformersBackend(path, config)
 
 
-def run_here(
-    task: str,
-    long: pd.DataFrame,
-    ranked: np.ndarray | None,
-    misconceptions: pd.DataFrame,
-    config: RerankConfig,
-) -> Any:
-    backend = load_backend(config)
-    if task == "hypothesis":
-        return hypotheses(long, backend, config)
-    return rerank(long, ranked, misconceptions, backend, config)
+@dataclass(frozen=True)
+class Job:
+    """One LLM task: 'hypothesis' (one sentence per row) or 'rerank' (`ranked` reordered)."""
+
+    task: str
+    long: pd.DataFrame
+    ranked: np.ndarray | None
+    misconceptions: pd.DataFrame
+    config: RerankConfig
+
+    def run_here(self) -> Any:
+        backend = load_backend(self.config)
+        if self.task == "hypothesis":
+            return hypotheses(self.long, backend, self.config)
+        return rerank(self.long, self.ranked, self.misconceptions, backend, self.config)
 
 
-def run(
-    task: str,
-    long: pd.DataFrame,
-    ranked: np.ndarray | None,
-    misconceptions: pd.DataFrame,
-    config: RerankConfig,
-) -> Any:
-    """'hypothesis' -> one sentence per row; 'rerank' -> `ranked` with its windows reordered."""
-    if not config.separate_process:
-        return run_here(task, long, ranked, misconceptions, config)
+def run(job: Job) -> Any:
+    """The job's result, computed in a child process when [rerank] separate_process is set."""
+    if not job.config.separate_process:
+        return job.run_here()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     with tempfile.TemporaryDirectory(prefix="eedi-llm-") as folder:
-        job, result = Path(folder) / "job.pkl", Path(folder) / "result.pkl"
-        job.write_bytes(pickle.dumps((task, long, ranked, misconceptions, config)))
+        job_file, result = Path(folder) / "job.pkl", Path(folder) / "result.pkl"
+        job_file.write_bytes(pickle.dumps(job))
         child = subprocess.run(
-            [sys.executable, "-m", "eedi_utils.llm_stage", str(job), str(result)],
+            [sys.executable, "-m", "eedi_utils.llm_stage", str(job_file), str(result)],
             capture_output=True,
             text=True,
         )
         if child.returncode != 0:
-            raise RuntimeError(f"the LLM stage ({task}) failed:\n{child.stderr[-4000:]}")
+            raise RuntimeError(f"the LLM stage ({job.task}) failed:\n{child.stderr[-4000:]}")
         return pickle.loads(result.read_bytes())
 
 
-def main(job: str, result: str) -> None:
-    task, long, ranked, misconceptions, config = pickle.loads(Path(job).read_bytes())
-    Path(result).write_bytes(pickle.dumps(run_here(task, long, ranked, misconceptions, config)))
+def main(job_file: str, result: str) -> None:
+    job: Job = pickle.loads(Path(job_file).read_bytes())
+    Path(result).write_bytes(pickle.dumps(job.run_here()))
 
 
 if __name__ == "__main__":

@@ -28,12 +28,10 @@ from eedi_utils.generation import (
     Outcome,
     Summary,
     UnusableAnswer,
-    estimate,
     parse_json,
-    run_items,
+    run_job,
 )
-from eedi_utils.llm_cache import JsonlCache, cache_key
-from eedi_utils.llm_client import ChatClient, CostMeter
+from eedi_utils.llm_cache import cache_key
 
 PROMPT_VERSION = "paraphrase-v1"
 
@@ -194,14 +192,9 @@ def paraphrase(
     questions = real_questions(data) if data.has_train else None
     q_items = question_items(questions, config) if questions is not None else []
     m_items = misconception_items(data.misconceptions, config)
-    cache = JsonlCache(out / "cache.jsonl")
-    meter = CostMeter(config.prices, config.max_cost)
+    result, found = run_job([*q_items, *m_items], out, config, dry_run, progress)
     if dry_run:
-        return estimate([*q_items, *m_items], cache, meter, config.model)
-    summary = run_items(
-        [*q_items, *m_items], ChatClient(config), cache, meter, config.concurrency, progress
-    )
-    found = [cache.get(item.key) for item in [*q_items, *m_items]]
+        return result
     texts = [entry["value"] if entry else [] for entry in found]
     frames = {
         "misconception_mapping.csv": paraphrased_misconceptions(
@@ -211,4 +204,4 @@ def paraphrase(
     if questions is not None:
         frames["train.csv"] = paraphrased_questions(questions, texts[: len(q_items)])
     write_data_dir(out, frames, data.data_dir)
-    return summary
+    return result

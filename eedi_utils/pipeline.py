@@ -38,7 +38,8 @@ def rank_misconceptions(
     around it when [rerank] asks (a hypothesis joining each query; a rerank of the top)."""
     queries = query_texts(long, config.text)
     if config.rerank.hypothesis:
-        guesses = llm_stage.run("hypothesis", long, None, data.misconceptions, config.rerank)
+        job = llm_stage.Job("hypothesis", long, None, data.misconceptions, config.rerank)
+        guesses = llm_stage.run(job)
         queries = [f"{query}\n{HYPOTHESIS_PREFIX}{guess}" for query, guess in zip(queries, guesses)]
     positions = retrieve(
         queries,
@@ -48,7 +49,9 @@ def rank_misconceptions(
     )
     ranked = data.misconceptions["MisconceptionId"].to_numpy()[positions]
     if config.rerank.enabled:
-        ranked = llm_stage.run("rerank", long, ranked, data.misconceptions, config.rerank)
+        ranked = llm_stage.run(
+            llm_stage.Job("rerank", long, ranked, data.misconceptions, config.rerank)
+        )
     return ranked
 
 

@@ -31,12 +31,10 @@ from eedi_utils.generation import (
     Outcome,
     Summary,
     UnusableAnswer,
-    estimate,
     parse_json,
-    run_items,
+    run_job,
 )
-from eedi_utils.llm_cache import JsonlCache, cache_key
-from eedi_utils.llm_client import ChatClient, CostMeter
+from eedi_utils.llm_cache import cache_key
 from eedi_utils.paraphrase import SYSTEM
 
 PROMPT_VERSION = "synthesize-v1"
@@ -225,12 +223,10 @@ def synthesize(
     if not data.has_train:
         raise FileNotFoundError(f"{data.data_dir / 'train.csv'} is needed for few-shot examples")
     items = synthesis_items(data, config)
-    cache = JsonlCache(out / "cache.jsonl")
-    meter = CostMeter(config.prices, config.max_cost)
+    summary, found = run_job(items, out, config, dry_run, progress)
     if dry_run:
-        return estimate(items, cache, meter, config.model)
-    summary = run_items(items, ChatClient(config), cache, meter, config.concurrency, progress)
-    values = [cache.get(item.key)["value"] for item in items if item.key in cache]
+        return summary
+    values = [entry["value"] for entry in found if entry]
     accepted = [value for value in values if value["accepted"]]
     summary.rejected = len(values) - len(accepted)
     existing = data.train_questions()

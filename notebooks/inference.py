@@ -34,10 +34,13 @@ inputs = Path(os.environ.get("EEDI_KAGGLE_ROOT", "/kaggle"), "input")
 wheel_dirs = sorted(
     {w.parent for depth in ("*", "*/*", "*/*/*") for w in inputs.glob(f"{depth}/*.whl")}
 )
-if wheel_dirs:  # pip leaves alone what the image already satisfies
+if wheel_dirs:  # every package shipped as a wheel; pip leaves alone what the image satisfies
+    names = sorted({w.name.split("-")[0] for folder in wheel_dirs for w in folder.glob("*.whl")})
     links = [arg for folder in wheel_dirs for arg in ("--find-links", str(folder))]
     pip = [sys.executable, "-m", "pip", "install", "--no-index", *links]
-    installed = subprocess.run([*pip, "eedi-kit[default-model]"], capture_output=True, text=True)
+    installed = subprocess.run(
+        [*pip, "eedi-kit[default-model]", *names], capture_output=True, text=True
+    )
     print(installed.stdout, installed.stderr)  # into the notebook's log
     installed.check_returncode()
     importlib.invalidate_caches()

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from eedi_utils.config import load_config
-from eedi_utils.kaggle_cli import KaggleError, credentials_source, push_dataset, username
+from eedi_utils.kaggle_cli import exit_status, push_dataset, script_user
 from eedi_utils.kaggle_datasets import build_dataset, datasets_in_use, write_dataset_metadata
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -30,28 +30,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-only", action="store_true", help="build, do not push")
     args = parser.parse_args(argv)
 
+    return exit_status(lambda: push(args))
+
+
+def push(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     in_use = datasets_in_use(config)
-    try:
+    user = script_user(args.user, config.kaggle.username, pushing=not args.build_only)
+    for kind in args.only or list(in_use):
+        if kind not in in_use:
+            print(f"{kind}: this config has nothing for it, skipped")
+            continue
+        dataset_id = f"{user}/{in_use[kind]}"
+        folder = build_dataset(kind, args.build_dir / in_use[kind], config, PROJECT, args.config)
+        write_dataset_metadata(folder, dataset_id)
+        print(f"{kind}: built {folder}")
         if not args.build_only:
-            print(f"credentials: {credentials_source()}")
-        user = username(args.user or config.kaggle.username)
-        for kind in args.only or list(in_use):
-            if kind not in in_use:
-                print(f"{kind}: this config has nothing for it, skipped")
-                continue
-            dataset_id = f"{user}/{in_use[kind]}"
-            folder = build_dataset(
-                kind, args.build_dir / in_use[kind], config, PROJECT, args.config
-            )
-            write_dataset_metadata(folder, dataset_id)
-            print(f"{kind}: built {folder}")
-            if not args.build_only:
-                print(push_dataset(folder, dataset_id, args.message).strip())
-    except KaggleError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+            print(push_dataset(folder, dataset_id, args.message).strip())
 
 
 if __name__ == "__main__":

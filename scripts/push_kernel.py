@@ -16,11 +16,10 @@ from pathlib import Path
 
 from eedi_utils.config import load_config
 from eedi_utils.kaggle_cli import (
-    KaggleError,
-    credentials_source,
+    exit_status,
     fetch_output,
     push_kernel,
-    username,
+    script_user,
     wait_for_kernel,
 )
 from eedi_utils.kaggle_kernels import build_kernel, kernel_id
@@ -41,32 +40,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-hours", type=float, default=12.0)
     args = parser.parse_args(argv)
 
+    return exit_status(lambda: build_and_push(args))
+
+
+def build_and_push(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    try:
-        if not args.build_only:
-            print(f"credentials: {credentials_source()}")
-        user = username(args.user or config.kaggle.username)
-        folder = build_kernel(
-            PROJECT / "kernel-metadata" / args.kernel,
-            PROJECT / "notebooks",
-            args.build_dir / args.kernel,
-            user,
-            config,
-        )
-        print(f"built {folder}")
-        if args.build_only:
-            return 0
-        print(push_kernel(folder).strip())
-        if args.no_wait:
-            return 0
-        kernel = kernel_id(folder)
-        wait_for_kernel(kernel, args.poll_seconds, args.timeout_hours * 3600)
-        for path in fetch_output(kernel, folder / "output"):
-            print(f"output: {path}")
-    except KaggleError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    user = script_user(args.user, config.kaggle.username, pushing=not args.build_only)
+    folder = build_kernel(
+        PROJECT / "kernel-metadata" / args.kernel,
+        PROJECT / "notebooks",
+        args.build_dir / args.kernel,
+        user,
+        config,
+    )
+    print(f"built {folder}")
+    if args.build_only:
+        return
+    print(push_kernel(folder).strip())
+    if args.no_wait:
+        return
+    kernel = kernel_id(folder)
+    wait_for_kernel(kernel, args.poll_seconds, args.timeout_hours * 3600)
+    for path in fetch_output(kernel, folder / "output"):
+        print(f"output: {path}")
 
 
 if __name__ == "__main__":

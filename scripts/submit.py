@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from eedi_utils.config import load_config
-from eedi_utils.kaggle_cli import KaggleError, credentials_source, submit, username
+from eedi_utils.kaggle_cli import exit_status, script_user, submit
 from eedi_utils.kaggle_kernels import METADATA_FILE, render_metadata
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -28,17 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="", help="Kaggle user; default: from credentials")
     args = parser.parse_args(argv)
 
+    return exit_status(lambda: submit_kernel(args))
+
+
+def submit_kernel(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    try:
-        print(f"credentials: {credentials_source()}")
-        user = username(args.user or config.kaggle.username)
-        template = PROJECT / "kernel-metadata" / args.kernel / METADATA_FILE
-        kernel = render_metadata(template, user, config)["id"]
-        print(submit(kernel, args.version, args.message, args.file).strip())
-    except KaggleError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    user = script_user(args.user, config.kaggle.username, pushing=True)
+    template = PROJECT / "kernel-metadata" / args.kernel / METADATA_FILE
+    kernel = render_metadata(template, user, config)["id"]
+    print(submit(kernel, args.version, args.message, args.file).strip())
 
 
 if __name__ == "__main__":
