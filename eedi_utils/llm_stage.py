@@ -41,8 +41,13 @@ def load_backend(config: RerankConfig) -> LLMBackend:
         raise ValueError("[rerank] model is empty: name a causal LM folder")
     path = resolve_input_path(config.model)
     if backend_name(config) == "vllm":
-        from eedi_utils.llm_vllm import VllmBackend
-
+        try:
+            from eedi_utils.llm_vllm import VllmBackend
+        except ImportError as err:
+            raise RuntimeError(
+                f"[rerank] backend vllm needs the vllm package ({err}): on Kaggle add "
+                "'vllm==<version>' to [kaggle] wheel_requirements, or set backend = 'transformers'"
+            ) from err
         return VllmBackend(path, config)
     return TransformersBackend(path, config)
 

@@ -3,6 +3,7 @@ SmolLM2-135M-Instruct, the hypothesis joining the query, and `eedi predict` with
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -184,3 +185,12 @@ def test_eedi_predict_runs_both_stages_in_a_child_process(tmp_path, sample, smol
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert_valid_submission(out, sample)
+
+
+def test_a_missing_vllm_is_explained(smollm2) -> None:
+    from eedi_utils.llm_stage import load_backend
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed in this environment")
+    with pytest.raises(RuntimeError, match="wheel_requirements"):
+        load_backend(RerankConfig(model=str(smollm2), backend="vllm"))
