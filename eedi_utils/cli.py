@@ -127,16 +127,9 @@ def _config(args: argparse.Namespace) -> KitConfig:
     if getattr(args, "epochs", None) is not None:
         config.train.epochs = args.epochs
     if args.command in ("paraphrase", "synthesize"):
-        generate = config.generate
-        for option, key in (
-            ("n", "n"),
-            ("model", "model"),
-            ("base_url", "base_url"),
-            ("max_cost", "max_cost"),
-            ("concurrency", "concurrency"),
-        ):
+        for option in ("n", "model", "base_url", "max_cost", "concurrency"):
             if getattr(args, option) is not None:
-                setattr(generate, key, getattr(args, option))
+                setattr(config.generate, option, getattr(args, option))
     return config
 
 

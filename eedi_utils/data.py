@@ -308,14 +308,17 @@ class CompetitionData:
         return (self.data_dir / "train.csv").exists()
 
     def train_questions(self) -> pd.DataFrame:
-        """`train.csv` as loaded (one row per question), generated rows included."""
-        return load_questions(self.data_dir / "train.csv", self._ids, require_labels=True)
+        """`train.csv` (one row per question), generated rows included, with a boolean
+        `Generated` column (all False when the file has none)."""
+        path = self.data_dir / "train.csv"
+        questions = load_questions(path, self._ids, require_labels=True)
+        questions[GENERATED_COLUMN] = generated_mask(questions, path, "QuestionId")
+        return questions
 
     def train(self) -> pd.DataFrame:
         """Long table of the real rows of `train.csv`, every label checked against the mapping."""
         questions = self.train_questions()
-        real = ~generated_mask(questions, self.data_dir / "train.csv", "QuestionId")
-        return to_long(questions[real])
+        return to_long(questions[~questions[GENERATED_COLUMN]])
 
     def misconception_variants(self) -> pd.DataFrame:
         """LLM-written names of known misconceptions (rows flagged `Generated`); may be empty."""

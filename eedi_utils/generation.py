@@ -19,9 +19,8 @@ from tqdm.auto import tqdm
 
 from eedi_utils.config import GenerateConfig
 from eedi_utils.llm_cache import JsonlCache
-from eedi_utils.llm_client import ChatClient, Completion, CostMeter
+from eedi_utils.llm_client import ChatClient, Completion, CostMeter, Messages
 
-Messages = list[dict[str, str]]
 Ask = Callable[..., Awaitable[str]]
 """ask(messages, schema=None, model=None) -> the answer's text."""
 

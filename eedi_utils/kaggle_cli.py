@@ -27,10 +27,15 @@ class KaggleError(RuntimeError):
     """A kaggle CLI call that failed, or credentials that are missing."""
 
 
+def kaggle_config_dir(environ: Mapping[str, str], home: Path | None) -> Path:
+    """Where the kaggle CLI keeps kaggle.json: $KAGGLE_CONFIG_DIR, else ~/.kaggle."""
+    return Path(environ.get("KAGGLE_CONFIG_DIR") or (home or Path.home()) / ".kaggle")
+
+
 def credentials_source(environ: Mapping[str, str] | None = None, home: Path | None = None) -> str:
     """Which of the three credential forms is present; KaggleError naming all three if none."""
     environ = os.environ if environ is None else environ
-    config_dir = Path(environ.get("KAGGLE_CONFIG_DIR") or (home or Path.home()) / ".kaggle")
+    config_dir = kaggle_config_dir(environ, home)
     if environ.get("KAGGLE_API_TOKEN"):
         return "$KAGGLE_API_TOKEN"
     if environ.get("KAGGLE_USERNAME") and environ.get("KAGGLE_KEY"):
@@ -55,7 +60,7 @@ def username(
         return configured
     if environ.get("KAGGLE_USERNAME"):
         return environ["KAGGLE_USERNAME"]
-    config_dir = Path(environ.get("KAGGLE_CONFIG_DIR") or (home or Path.home()) / ".kaggle")
+    config_dir = kaggle_config_dir(environ, home)
     token_file = config_dir / "kaggle.json"
     if token_file.is_file():
         name = json.loads(token_file.read_text(encoding="utf-8")).get("username")

@@ -114,15 +114,24 @@ def build_folder_dataset(folder: Path, paths: Sequence[Path]) -> Path:
     return folder
 
 
+DATASET_KINDS = ("code", "wheels", "model", "data")
+"""Each kind's slug is [kaggle] <kind>_dataset; kernel templates name it {<kind>_dataset}."""
+
+
+def dataset_slugs(config: KitConfig) -> dict[str, str]:
+    """Kind -> slug of every dataset kind, used or not."""
+    return {kind: getattr(config.kaggle, f"{kind}_dataset") for kind in DATASET_KINDS}
+
+
 def datasets_in_use(config: KitConfig) -> dict[str, str]:
     """Kind -> slug of each dataset this config ships: model and data only when it names any."""
-    kaggle = config.kaggle
-    kinds = {"code": kaggle.code_dataset, "wheels": kaggle.wheels_dataset}
-    if config.retrieval.models:
-        kinds["model"] = kaggle.model_dataset
-    if config.train.extra_train_files:
-        kinds["data"] = kaggle.data_dataset
-    return kinds
+    used = {
+        "code": True,
+        "wheels": True,
+        "model": bool(config.retrieval.models),
+        "data": bool(config.train.extra_train_files),
+    }
+    return {kind: slug for kind, slug in dataset_slugs(config).items() if used[kind]}
 
 
 def build_dataset(
@@ -141,4 +150,4 @@ def build_dataset(
         return build_folder_dataset(folder, [Path(m) for m in config.retrieval.models])
     if kind == "data":
         return build_folder_dataset(folder, [Path(f) for f in config.train.extra_train_files])
-    raise ValueError(f"unknown dataset kind {kind!r}; known: code, wheels, model, data")
+    raise ValueError(f"unknown dataset kind {kind!r}; known: {', '.join(DATASET_KINDS)}")

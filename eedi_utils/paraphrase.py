@@ -17,14 +17,12 @@ from eedi_utils.data import (
     GENERATED_COLUMN,
     SOURCE_COLUMN,
     CompetitionData,
-    generated_mask,
     write_data_dir,
 )
 from eedi_utils.generation import (
     Ask,
     Estimate,
     Item,
-    Messages,
     Outcome,
     Summary,
     UnusableAnswer,
@@ -32,6 +30,7 @@ from eedi_utils.generation import (
     run_job,
 )
 from eedi_utils.llm_cache import cache_key
+from eedi_utils.llm_client import chat
 
 PROMPT_VERSION = "paraphrase-v1"
 
@@ -93,10 +92,7 @@ def paraphrase_item(task: str, original: str, prompt: str, config: GenerateConfi
     """An item asking for `config.n` paraphrases, asking again (up to `max_attempts` calls)
     while too few usable ones came back; then it is recorded with what it has."""
     n = config.n
-    messages: Messages = [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": prompt},
-    ]
+    messages = chat(SYSTEM, prompt)
 
     async def solve(ask: Ask) -> Outcome:
         kept: list[str] = []
@@ -147,9 +143,9 @@ def misconception_items(misconceptions: pd.DataFrame, config: GenerateConfig) ->
 
 def paraphrased_questions(questions: pd.DataFrame, paraphrases: list[list[str]]) -> pd.DataFrame:
     """Originals first (Generated False), then one row per paraphrase with a new QuestionId."""
-    originals = questions.copy()
-    originals[GENERATED_COLUMN] = False
-    originals[SOURCE_COLUMN] = originals["QuestionId"]
+    originals = questions.assign(
+        **{GENERATED_COLUMN: False, SOURCE_COLUMN: questions["QuestionId"]}
+    )
     rows = []
     next_id = int(questions["QuestionId"].max()) + 1
     for (_, question), texts in zip(questions.iterrows(), paraphrases):
@@ -174,12 +170,6 @@ def paraphrased_misconceptions(
     return pd.concat([originals, pd.DataFrame(rows)], ignore_index=True)
 
 
-def real_questions(data: CompetitionData) -> pd.DataFrame:
-    """The rows of train.csv that no LLM wrote."""
-    questions = data.train_questions()
-    return questions[~generated_mask(questions, data.data_dir / "train.csv", "QuestionId")]
-
-
 def paraphrase(
     data: CompetitionData,
     out: Path,
@@ -189,7 +179,10 @@ def paraphrase(
 ) -> Summary | Estimate:
     """Paraphrase questions and misconceptions into the data folder `out` (resumable: the
     results cache is `out/cache.jsonl`). A dry run only estimates calls, tokens and cost."""
-    questions = real_questions(data) if data.has_train else None
+    questions = None
+    if data.has_train:
+        questions = data.train_questions()
+        questions = questions[~questions[GENERATED_COLUMN]]
     q_items = question_items(questions, config) if questions is not None else []
     m_items = misconception_items(data.misconceptions, config)
     result, found = run_job([*q_items, *m_items], out, config, dry_run, progress)

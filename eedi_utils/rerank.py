@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from eedi_utils.config import RerankConfig
-from eedi_utils.llm_backends import LLMBackend, Messages, chat_ids, single_token_ids
+from eedi_utils.llm_backends import LLMBackend, chat_ids, single_token_ids
+from eedi_utils.llm_client import Messages, chat
 
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SYSTEM = "You are an experienced maths teacher who diagnoses pupils' misconceptions."
@@ -39,7 +40,7 @@ def listwise_messages(row: pd.Series, candidates: Sequence[str]) -> Messages:
         f"{question_block(row)}\n\nWhich misconception most likely led the pupil to this wrong "
         f"answer?\n{options}\n\nReply with the letter only."
     )
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    return chat(SYSTEM, prompt)
 
 
 def pointwise_messages(row: pd.Series, candidate: str) -> Messages:
@@ -47,7 +48,7 @@ def pointwise_messages(row: pd.Series, candidate: str) -> Messages:
         f"{question_block(row)}\n\nMisconception: {candidate}\n\nIs this misconception the likely "
         "cause of the pupil's wrong answer? Reply Yes or No."
     )
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    return chat(SYSTEM, prompt)
 
 
 def hypothesis_messages(row: pd.Series) -> Messages:
@@ -55,7 +56,7 @@ def hypothesis_messages(row: pd.Series) -> Messages:
         f"{question_block(row)}\n\nIn one short sentence, name the misconception that most "
         "likely led the pupil to this wrong answer."
     )
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    return chat(SYSTEM, prompt)
 
 
 def hypotheses(long: pd.DataFrame, backend: LLMBackend, config: RerankConfig) -> list[str]:

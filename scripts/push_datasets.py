@@ -15,7 +15,12 @@ from pathlib import Path
 
 from eedi_utils.config import load_config
 from eedi_utils.kaggle_cli import exit_status, push_dataset, script_user
-from eedi_utils.kaggle_datasets import build_dataset, datasets_in_use, write_dataset_metadata
+from eedi_utils.kaggle_datasets import (
+    DATASET_KINDS,
+    build_dataset,
+    datasets_in_use,
+    write_dataset_metadata,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, help="the run's TOML config (shipped as well)")
     parser.add_argument("--user", default="", help="Kaggle user; default: from credentials")
-    parser.add_argument("--only", nargs="+", choices=("code", "wheels", "model", "data"))
+    parser.add_argument("--only", nargs="+", choices=DATASET_KINDS)
     parser.add_argument("--build-dir", type=Path, default=PROJECT / "build" / "datasets")
     parser.add_argument("--message", default="eedi-kit update", help="version notes")
     parser.add_argument("--build-only", action="store_true", help="build, do not push")

