@@ -24,9 +24,9 @@ from retrieval import timed  # benchmarks/retrieval.py, beside this script
 from eedi_utils import pipeline
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
-from eedi_utils.llm_backends import TransformersBackend, chat_ids, smollm2_folder
 from eedi_utils.metrics import map_at_k
-from eedi_utils.rerank import hypotheses, hypothesis_messages, listwise_messages, rerank
+from eedi_utils.rerank.backends import TransformersBackend, chat_ids, smollm2_folder
+from eedi_utils.rerank.scoring import hypotheses, hypothesis_messages, listwise_messages, rerank
 
 REPO = Path(__file__).resolve().parents[1]
 HIDDEN_ROWS = 3 * 1000

@@ -25,9 +25,13 @@ from sentence_transformers.sentence_transformer.training_args import BatchSample
 
 from eedi_utils.config import load_config
 from eedi_utils.data import CompetitionData
-from eedi_utils.mining import mine_negatives
+from eedi_utils.metrics import map_key
 from eedi_utils.retrieval import encode
-from eedi_utils.training import Trainer, build_model, prepare_data, score_model
+from eedi_utils.train.data import prepare_data
+from eedi_utils.train.mining import mine_negatives
+from eedi_utils.train.model import build_model
+from eedi_utils.train.report import score_model
+from eedi_utils.train.run import RetrieverTraining
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +53,7 @@ def bare_run(data: CompetitionData, config) -> dict:
         seed=cfg.seed,
     )
     mining = time.perf_counter() - started
-    columns = {"anchor": prepared.queries, "positive": prepared.positives()}
+    columns = {"anchor": prepared.queries, "positive": prepared.positives(prepared.documents)}
     for i in range(cfg.n_negatives):
         columns[f"negative_{i + 1}"] = [prepared.documents[p] for p in negatives[:, i]]
     with tempfile.TemporaryDirectory() as out:
@@ -102,19 +106,20 @@ def main() -> None:
         config.train.n_negatives = 0
     data = CompetitionData(args.data_dir)
 
+    key = map_key(config.retrieval.top_k)
     started = time.perf_counter()
     if args.variant == "bare":
         config.train.remine_every = 0
         result = bare_run(data, config)
     else:
         with tempfile.TemporaryDirectory() as temporary:
-            trainer = Trainer(data, args.output_dir or temporary, config)
+            trainer = RetrieverTraining(data, args.output_dir or temporary, config)
             trainer.run()
         result = {
             "seconds": {k: round(v, 1) for k, v in trainer.seconds.items()},
             "mining_rounds": trainer.mining_calls,
-            "zero_shot": {k: trainer.history[0][k] for k in ("map@25", "seen", "unseen")},
-            "per_epoch_map@25": [h["map@25"] for h in trainer.history],
+            "zero_shot": {k: trainer.history[0][k] for k in (key, "seen", "unseen")},
+            f"per_epoch_{key}": [h[key] for h in trainer.history],
             **trainer.history[-1],
         }
     result["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -12,7 +12,7 @@ from pathlib import Path
 from eedi_utils import pipeline
 from eedi_utils.config import ConfigError, KitConfig, load_config
 from eedi_utils.data import CompetitionData, DataError
-from eedi_utils.kaggle_env import DATA_DIR_VARIABLE, output_dir, resolve_data_dir
+from eedi_utils.inputs import DATA_DIR_VARIABLE, output_dir, resolve_data_dir
 from eedi_utils.submission import SubmissionError
 
 DATA_HELP = (
@@ -143,9 +143,9 @@ def run(args: argparse.Namespace) -> int:
         path = pipeline.predict(data, out, args.models, config)
         print(f"wrote {path}", file=sys.stderr)
     elif args.command == "train":
-        from eedi_utils.training import Trainer
+        from eedi_utils.train.run import RetrieverTraining
 
-        trainer = Trainer(data, args.output_dir, config)
+        trainer = RetrieverTraining(data, args.output_dir, config)
         trainer.run(resume=args.resume)
         if trainer.history:
             print(json.dumps(trainer.history[-1], indent=2))
@@ -160,9 +160,9 @@ def run(args: argparse.Namespace) -> int:
 
 def generate(args: argparse.Namespace, config: KitConfig, data: CompetitionData) -> int:
     if args.command == "paraphrase":
-        from eedi_utils.paraphrase import paraphrase as job
+        from eedi_utils.generate.paraphrase import paraphrase as job
     else:
-        from eedi_utils.synthesize import synthesize as job
+        from eedi_utils.generate.synthesize import synthesize as job
     result = job(data, Path(args.out), config.generate, args.dry_run, not args.quiet)
     if args.dry_run:
         print(f"dry run, {config.generate.model}: {result}")

@@ -16,6 +16,16 @@ from eedi_utils.config import NUM_PREDICTIONS
 HISTOGRAM_EDGES = (1, 3, 5, 10, 25)
 
 
+def map_key(k: int = NUM_PREDICTIONS) -> str:
+    """The key under which `score_report` puts MAP@k: "map@25" for the competition's k."""
+    return f"map@{k}"
+
+
+def recall_key(k: int = NUM_PREDICTIONS) -> str:
+    """The key under which `score_report` puts recall@k."""
+    return f"recall@{k}"
+
+
 def gold_ranks(
     predictions: Sequence[Sequence[int]] | np.ndarray, gold: Sequence[int], k: int = NUM_PREDICTIONS
 ) -> np.ndarray:
@@ -67,10 +77,10 @@ def rank_histogram(ranks: Iterable[int], edges: Sequence[int] = HISTOGRAM_EDGES)
 
 def _summary(ranks: np.ndarray, k: int) -> dict[str, float | int]:
     if not len(ranks):
-        return {f"map@{k}": 0.0, f"recall@{k}": 0.0, "n": 0}
+        return {map_key(k): 0.0, recall_key(k): 0.0, "n": 0}
     return {
-        f"map@{k}": round(float(_average_precision(ranks).mean()), 4),
-        f"recall@{k}": round(float((ranks > 0).mean()), 4),
+        map_key(k): round(float(_average_precision(ranks).mean()), 4),
+        recall_key(k): round(float((ranks > 0).mean()), 4),
         "n": int(len(ranks)),
     }
 

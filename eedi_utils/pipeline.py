@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eedi_utils import llm_stage
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
-from eedi_utils.kaggle_env import resolve_input_path
+from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import score_report
+from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.retrieval import retrieve
 from eedi_utils.splits import question_folds
 from eedi_utils.submission import build_submission, write_submission

@@ -1,4 +1,4 @@
-"""The one place where queries and misconception documents are written out as text."""
+"""The one place where queries, misconception documents and chat prompts are written out."""
 
 from __future__ import annotations
 
@@ -28,3 +28,11 @@ def misconception_texts(misconceptions: pd.DataFrame, config: TextConfig) -> lis
         config.misconception_instruction + config.misconception_template.format(misconception=name)
         for name in misconceptions["MisconceptionName"]
     ]
+
+
+Messages = list[dict[str, str]]
+
+
+def chat(system: str, user: str) -> Messages:
+    """A two-turn chat prompt: the system's role, then the user's request."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]

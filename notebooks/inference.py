@@ -51,7 +51,7 @@ import json
 from eedi_utils import pipeline
 from eedi_utils.config import load_config
 from eedi_utils.data import CompetitionData
-from eedi_utils.kaggle_env import (
+from eedi_utils.inputs import (
     config_file,
     is_competition_rerun,
     output_dir,

@@ -32,9 +32,9 @@ from pathlib import Path
 
 from eedi_utils.config import load_config
 from eedi_utils.data import CompetitionData
-from eedi_utils.kaggle_env import resolve_data_dir
-from eedi_utils.paraphrase import paraphrase
-from eedi_utils.synthesize import synthesize
+from eedi_utils.generate.paraphrase import paraphrase
+from eedi_utils.generate.synthesize import synthesize
+from eedi_utils.inputs import resolve_data_dir
 
 config = load_config(CONFIG_FILE)
 config.generate.base_url = BASE_URL or config.generate.base_url

@@ -49,8 +49,8 @@ import json
 
 from eedi_utils.config import load_config
 from eedi_utils.data import CompetitionData
-from eedi_utils.kaggle_env import config_file, output_dir, resolve_data_dir
-from eedi_utils.training import Trainer
+from eedi_utils.inputs import config_file, output_dir, resolve_data_dir
+from eedi_utils.train.run import RetrieverTraining
 
 config = load_config(CONFIG_FILE or config_file())
 source = resolve_data_dir()
@@ -58,7 +58,7 @@ print(f"data: {source}")
 output = output_dir() / OUTPUT_DIR if not Path(OUTPUT_DIR).is_absolute() else Path(OUTPUT_DIR)
 
 # %% 2. Train: evaluate, mine, train one epoch, re-mine, ... then save
-trainer = Trainer(CompetitionData(source.path), output, config)
+trainer = RetrieverTraining(CompetitionData(source.path), output, config)
 model = trainer.run(resume=RESUME)
 print(f"model saved in {output}; seconds: {trainer.seconds}")
 

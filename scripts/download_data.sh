@@ -5,7 +5,7 @@
 set -euo pipefail
 competition=eedi-mining-misconceptions-in-mathematics
 target="${1:-data}"
-python3 -m eedi_utils.kaggle_cli || exit 2
+python3 -m eedi_utils.kaggle.cli || exit 2
 mkdir -p "$target"
 kaggle competitions download -c "$competition" -p "$target"
 python3 -m zipfile -e "$target/$competition.zip" "$target"

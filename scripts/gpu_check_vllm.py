@@ -18,14 +18,14 @@ import torch
 
 from eedi_utils.config import RerankConfig
 from eedi_utils.data import CompetitionData, labelled
-from eedi_utils.kaggle_env import sample_dir
-from eedi_utils.llm_backends import (
+from eedi_utils.inputs import sample_dir
+from eedi_utils.rerank.backends import (
     TransformersBackend,
     chat_ids,
     single_token_ids,
     smollm2_folder,
 )
-from eedi_utils.rerank import LABELS, listwise_messages
+from eedi_utils.rerank.scoring import LABELS, listwise_messages
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this check is for a GPU machine")
-    from eedi_utils.llm_vllm import VllmBackend
+    from eedi_utils.rerank.vllm import VllmBackend
 
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or smollm2_folder(Path(folder) / "smollm2")

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from eedi_utils.config import load_config
-from eedi_utils.kaggle_cli import exit_status, push_dataset, script_user
-from eedi_utils.kaggle_datasets import (
+from eedi_utils.kaggle.cli import exit_status, push_dataset, script_user
+from eedi_utils.kaggle.datasets import (
     DATASET_KINDS,
     build_dataset,
     datasets_in_use,

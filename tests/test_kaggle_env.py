@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eedi_utils.kaggle_env import (
+from eedi_utils.inputs import (
     COMPETITION,
     CONFIG_FILE_NAME,
     config_file,

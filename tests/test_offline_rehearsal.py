@@ -20,9 +20,9 @@ import nbformat
 import pytest
 from test_notebook import assert_valid_submission
 
-from eedi_utils.kaggle_datasets import build_folder_dataset
-from eedi_utils.kaggle_env import COMPETITION, CONFIG_FILE_NAME
-from eedi_utils.kaggle_kernels import build_notebook
+from eedi_utils.inputs import COMPETITION, CONFIG_FILE_NAME
+from eedi_utils.kaggle.datasets import build_folder_dataset
+from eedi_utils.kaggle.kernels import build_notebook
 
 PROJECT = Path(__file__).resolve().parents[1]
 OFFLINE = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "offline"]

@@ -17,8 +17,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from eedi_utils import pipeline
 from eedi_utils.config import KitConfig, RerankConfig
 from eedi_utils.data import CompetitionData, labelled
-from eedi_utils.llm_backends import TransformersBackend, chat_ids, single_token_ids
-from eedi_utils.rerank import LABELS, listwise_messages, rerank
+from eedi_utils.rerank.backends import TransformersBackend, chat_ids, single_token_ids
+from eedi_utils.rerank.scoring import LABELS, listwise_messages, rerank
 
 
 class ScriptedBackend:
@@ -188,7 +188,7 @@ def test_eedi_predict_runs_both_stages_in_a_child_process(tmp_path, sample, smol
 
 
 def test_a_missing_vllm_is_explained(smollm2) -> None:
-    from eedi_utils.llm_stage import load_backend
+    from eedi_utils.rerank.stage import load_backend
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed in this environment")

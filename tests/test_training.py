@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from transformers import TrainerCallback
 
-import eedi_utils.training as training
+import eedi_utils.train.run as training
 from eedi_utils.cli import main
 from eedi_utils.config import KitConfig
-from eedi_utils.data import CompetitionData, DataError, labelled
+from eedi_utils.data import SOURCE_COLUMN, CompetitionData, DataError, labelled
 from eedi_utils.splits import question_folds
 from eedi_utils.submission import read_submission, validate_submission
-from eedi_utils.training import SOURCE_COLUMN, Trainer, mining_round, prepare_data
+from eedi_utils.train.data import prepare_data
+from eedi_utils.train.run import RetrieverTraining, mining_round
 
 
 def tiny_config(model, **train) -> KitConfig:
@@ -52,7 +53,7 @@ def test_negatives_are_remined_every_epoch_with_shrinking_ranges(
     config = tiny_config(
         tiny_model, epochs=3, n_negatives=2, negative_ranges=[[1, 40], [1, 20], [1, 10]]
     )
-    trainer = Trainer(CompetitionData(sample), tmp_path / "out", config)
+    trainer = RetrieverTraining(CompetitionData(sample), tmp_path / "out", config)
     trainer.run()
     assert trainer.mining_calls == 3
     assert recorded_mining == [(1, 40), (1, 20), (1, 10)]
@@ -80,7 +81,7 @@ def test_mining_schedule(
     sample, tiny_model, tmp_path, recorded_mining, remine_every, n_negatives, expected
 ) -> None:
     config = tiny_config(tiny_model, epochs=3, n_negatives=n_negatives, remine_every=remine_every)
-    trainer = Trainer(CompetitionData(sample), tmp_path / "out", config)
+    trainer = RetrieverTraining(CompetitionData(sample), tmp_path / "out", config)
     trainer.run()
     assert trainer.mining_calls == len(recorded_mining) == expected
     assert [mining_round(e, remine_every) for e in range(3)] == {
@@ -156,14 +157,16 @@ def test_run_killed_mid_epoch_resumes_from_last_checkpoint(
     config = tiny_config(tiny_model, epochs=2, n_negatives=1, save_steps=3, lora_r=lora_r)
     data = CompetitionData(sample)
     out = tmp_path / "out"
-    steps_per_epoch = len(Trainer(data, out, config).data.queries) // config.train.batch_size + 1
+    steps_per_epoch = (
+        len(RetrieverTraining(data, out, config).data.queries) // config.train.batch_size + 1
+    )
     crash_step = steps_per_epoch + 4  # inside epoch 2, after the checkpoint at a multiple of 3
     with pytest.raises(KeyboardInterrupt):
-        Trainer(data, out, config, callbacks=[Crash(crash_step)]).run()
+        RetrieverTraining(data, out, config, callbacks=[Crash(crash_step)]).run()
     last = max(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*"))
     assert steps_per_epoch < last < crash_step
 
-    resumed = Trainer(data, out, config)
+    resumed = RetrieverTraining(data, out, config)
     resumed.run(resume=True)
     assert resumed.mining_calls == 0  # both rounds were mined before the crash and reused
     final = max(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*"))

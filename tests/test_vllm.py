@@ -22,9 +22,9 @@ import pytest
 
 from eedi_utils.config import RerankConfig
 from eedi_utils.data import CompetitionData, labelled
-from eedi_utils.llm_backends import TransformersBackend, chat_ids, single_token_ids
-from eedi_utils.llm_cache import JsonlCache
-from eedi_utils.rerank import LABELS, listwise_messages
+from eedi_utils.generate.cache import JsonlCache
+from eedi_utils.rerank.backends import TransformersBackend, chat_ids, single_token_ids
+from eedi_utils.rerank.scoring import LABELS, listwise_messages
 
 PROJECT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = os.environ.get("EEDI_VLLM_PYTHON", "")
@@ -42,7 +42,7 @@ VLLM_ENV = {
 ENGINE_SCRIPT = """
 import json, sys
 from eedi_utils.config import RerankConfig
-from eedi_utils.llm_vllm import VllmBackend
+from eedi_utils.rerank.vllm import VllmBackend
 job = json.load(open(sys.argv[1]))
 backend = VllmBackend(job["model"], RerankConfig(dtype="float32", max_model_len=2048))
 scores = backend.choice_logprobs(job["prompts"], job["labels"]).tolist()

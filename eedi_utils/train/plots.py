@@ -9,16 +9,22 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from eedi_utils.config import NUM_PREDICTIONS  # noqa: E402
+from eedi_utils.metrics import map_key  # noqa: E402
 
-def plot_training(history: list[dict], path: str | Path) -> Path:
-    """Per-epoch MAP@25 (overall, seen, unseen) beside the last epoch's gold-rank histogram."""
+
+def plot_training(history: list[dict], path: str | Path, top_k: int = NUM_PREDICTIONS) -> Path:
+    """Per-epoch MAP@k (overall, seen, unseen) beside the last epoch's gold-rank histogram."""
+    key = map_key(top_k)
     figure, (curves, histogram) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = [entry["epoch"] for entry in history]
-    curves.plot(epochs, [e["map@25"] for e in history], marker="o", label="all")
+    curves.plot(epochs, [e[key] for e in history], marker="o", label="all")
     for part in ("seen", "unseen"):
         if all(part in entry for entry in history):
-            curves.plot(epochs, [e[part]["map@25"] for e in history], marker=".", label=part)
-    curves.set(xlabel="epoch (0 = before training)", ylabel="MAP@25", title="Validation MAP@25")
+            curves.plot(epochs, [e[part][key] for e in history], marker=".", label=part)
+    curves.set(
+        xlabel="epoch (0 = before training)", ylabel=f"MAP@{top_k}", title=f"Validation MAP@{top_k}"
+    )
     curves.set_xticks(epochs)
     curves.legend()
     buckets = history[-1]["rank_histogram"]

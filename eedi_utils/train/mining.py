@@ -28,8 +28,9 @@ def mine_negatives(
     For each query all documents are ranked by cosine similarity, every document whose id is
     the query's gold id is removed, and `n_negatives` are drawn at random (seeded) from ranks
     `rank_range` (1-based, inclusive) of what is left. With `margin`, candidates scoring above
-    the gold's best score minus `margin` are skipped as likely false negatives; a query with
-    too few candidates left falls back to the next ranks after the range.
+    the gold's best score minus `margin` are skipped as likely false negatives. A query with
+    fewer than `n_negatives` candidates left in the range falls back to the ranks right after
+    the range (never to closer ones, which are the likeliest false negatives).
     """
     start, stop = rank_range
     if not 1 <= start <= stop:
@@ -53,11 +54,16 @@ def mine_negatives(
         order = similarity.argsort(dim=1, descending=True)
         valid = similarity.gather(1, order) > float("-inf")
         for row in range(order.shape[0]):
-            candidates = order[row][valid[row]].numpy()
-            window = candidates[start - 1 : stop]
+            window = order[row][valid[row]].numpy()[start - 1 : stop]
             if len(window) < n_negatives:
-                window = candidates[start - 1 : start - 1 + n_negatives]
-            if len(window) < n_negatives:
-                window = order[row][~is_gold[row][order[row]]].numpy()[:n_negatives]
+                window = fallback(order[row], is_gold[row], stop, n_negatives)
             negatives[begin + row] = rng.choice(window, n_negatives, replace=False)
     return negatives
+
+
+def fallback(order: torch.Tensor, is_gold: torch.Tensor, stop: int, n_negatives: int) -> np.ndarray:
+    """`n_negatives` non-gold documents ranked right after rank `stop` (the last ones when the
+    ranking ends first), ignoring the margin."""
+    ranked = order[~is_gold[order]].numpy()
+    begin = min(stop, len(ranked) - n_negatives)
+    return ranked[begin : begin + n_negatives]

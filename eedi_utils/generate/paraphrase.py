@@ -19,7 +19,8 @@ from eedi_utils.data import (
     CompetitionData,
     write_data_dir,
 )
-from eedi_utils.generation import (
+from eedi_utils.generate.cache import cache_key
+from eedi_utils.generate.runner import (
     Ask,
     Estimate,
     Item,
@@ -29,8 +30,7 @@ from eedi_utils.generation import (
     parse_json,
     run_job,
 )
-from eedi_utils.llm_cache import cache_key
-from eedi_utils.llm_client import chat
+from eedi_utils.text import chat
 
 PROMPT_VERSION = "paraphrase-v1"
 

@@ -18,8 +18,9 @@ import openai
 from tqdm.auto import tqdm
 
 from eedi_utils.config import GenerateConfig
-from eedi_utils.llm_cache import JsonlCache
-from eedi_utils.llm_client import ChatClient, Completion, CostMeter, Messages
+from eedi_utils.generate.cache import JsonlCache
+from eedi_utils.generate.client import ChatClient, Completion, CostMeter
+from eedi_utils.text import Messages
 
 Ask = Callable[..., Awaitable[str]]
 """ask(messages, schema=None, model=None) -> the answer's text."""

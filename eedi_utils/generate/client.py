@@ -14,13 +14,7 @@ from typing import Any
 import openai
 
 from eedi_utils.config import ConfigError, GenerateConfig
-
-Messages = list[dict[str, str]]
-
-
-def chat(system: str, user: str) -> Messages:
-    """A two-turn chat prompt: the system's role, then the user's request."""
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+from eedi_utils.text import Messages
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import jupytext
 import nbformat
 
 from eedi_utils.config import KitConfig
-from eedi_utils.kaggle_datasets import DATASET_KINDS, dataset_slugs, datasets_in_use
-from eedi_utils.kaggle_env import COMPETITION
+from eedi_utils.inputs import COMPETITION
+from eedi_utils.kaggle.datasets import DATASET_KINDS, dataset_slugs, datasets_in_use
 
 METADATA_FILE = "kernel-metadata.json"
 MACHINE_SHAPE = "NvidiaTeslaT4"

@@ -4,7 +4,7 @@ On Kaggle's T4s the child process matters: the embedding model's GPU memory is o
 given back when its process ends, and the LLM needs all of it. The child reads its job from a
 pickle written by the parent (same code, same environment) and writes its result beside it:
 
-    python -m eedi_utils.llm_stage JOB.pkl RESULT.pkl
+    python -m eedi_utils.rerank.stage JOB.pkl RESULT.pkl
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 
 from eedi_utils.config import RerankConfig
-from eedi_utils.kaggle_env import resolve_input_path
-from eedi_utils.llm_backends import LLMBackend, TransformersBackend
-from eedi_utils.rerank import hypotheses, rerank
+from eedi_utils.inputs import resolve_input_path
+from eedi_utils.rerank.backends import LLMBackend, TransformersBackend
+from eedi_utils.rerank.scoring import hypotheses, rerank
 
 
 def backend_name(config: RerankConfig) -> str:
@@ -42,7 +42,7 @@ def load_backend(config: RerankConfig) -> LLMBackend:
     path = resolve_input_path(config.model)
     if backend_name(config) == "vllm":
         try:
-            from eedi_utils.llm_vllm import VllmBackend
+            from eedi_utils.rerank.vllm import VllmBackend
         except ImportError as err:
             raise RuntimeError(
                 f"[rerank] backend vllm needs the vllm package ({err}): on Kaggle add "
@@ -79,7 +79,7 @@ def run(job: Job) -> Any:
         job_file, result = Path(folder) / "job.pkl", Path(folder) / "result.pkl"
         job_file.write_bytes(pickle.dumps(job))
         child = subprocess.run(
-            [sys.executable, "-m", "eedi_utils.llm_stage", str(job_file), str(result)],
+            [sys.executable, "-m", "eedi_utils.rerank.stage", str(job_file), str(result)],
             capture_output=True,
             text=True,
         )

@@ -23,8 +23,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from eedi_utils.config import RerankConfig
-from eedi_utils.llm_client import Messages
 from eedi_utils.retrieval import resolve_device, resolve_dtype
+from eedi_utils.text import Messages
 
 
 class LLMBackend(Protocol):

@@ -13,50 +13,17 @@ stay 25 distinct ids.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 
 from eedi_utils.config import RerankConfig
-from eedi_utils.llm_backends import LLMBackend, chat_ids, single_token_ids
-from eedi_utils.llm_client import Messages, chat
-
-LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-SYSTEM = "You are an experienced maths teacher who diagnoses pupils' misconceptions."
-
-
-def question_block(row: pd.Series) -> str:
-    return (
-        f"Subject: {row['SubjectName']}\nTopic: {row['ConstructName']}\n"
-        f"Question: {row['QuestionText']}\nCorrect answer: {row['CorrectText']}\n"
-        f"Pupil's wrong answer: {row['AnswerText']}"
-    )
-
-
-def listwise_messages(row: pd.Series, candidates: Sequence[str]) -> Messages:
-    options = "\n".join(f"{LABELS[i]}. {name}" for i, name in enumerate(candidates))
-    prompt = (
-        f"{question_block(row)}\n\nWhich misconception most likely led the pupil to this wrong "
-        f"answer?\n{options}\n\nReply with the letter only."
-    )
-    return chat(SYSTEM, prompt)
-
-
-def pointwise_messages(row: pd.Series, candidate: str) -> Messages:
-    prompt = (
-        f"{question_block(row)}\n\nMisconception: {candidate}\n\nIs this misconception the likely "
-        "cause of the pupil's wrong answer? Reply Yes or No."
-    )
-    return chat(SYSTEM, prompt)
-
-
-def hypothesis_messages(row: pd.Series) -> Messages:
-    prompt = (
-        f"{question_block(row)}\n\nIn one short sentence, name the misconception that most "
-        "likely led the pupil to this wrong answer."
-    )
-    return chat(SYSTEM, prompt)
+from eedi_utils.rerank.backends import LLMBackend, chat_ids, single_token_ids
+from eedi_utils.rerank.prompts import (
+    LABELS,
+    hypothesis_messages,
+    listwise_messages,
+    pointwise_messages,
+)
 
 
 def hypotheses(long: pd.DataFrame, backend: LLMBackend, config: RerankConfig) -> list[str]:

@@ -24,7 +24,9 @@ from eedi_utils.data import (
     labelled,
     write_data_dir,
 )
-from eedi_utils.generation import (
+from eedi_utils.generate.cache import cache_key
+from eedi_utils.generate.paraphrase import SYSTEM
+from eedi_utils.generate.runner import (
     Ask,
     Estimate,
     Item,
@@ -34,9 +36,7 @@ from eedi_utils.generation import (
     parse_json,
     run_job,
 )
-from eedi_utils.llm_cache import cache_key
-from eedi_utils.llm_client import chat
-from eedi_utils.paraphrase import SYSTEM
+from eedi_utils.text import chat
 
 PROMPT_VERSION = "synthesize-v1"
 QUESTION_FIELDS = ("subject", "construct", "question", "correct_answer", "wrong_answer")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from eedi_utils.config import ConfigError
-from eedi_utils.kaggle_env import COMPETITION
+from eedi_utils.inputs import COMPETITION
 
 TERMINAL_STATUSES = {"complete", "error", "cancel_acknowledged", "cancel_requested"}
 STATUS_LINE = re.compile(r'has status "(?:KernelWorkerStatus\.)?([A-Za-z_]+)"')
@@ -173,7 +173,7 @@ def submit(kernel_id: str, version: int | None, message: str, file_name: str) ->
     return run_kaggle(args).stdout
 
 
-if __name__ == "__main__":  # `python -m eedi_utils.kaggle_cli`: which credentials would be used
+if __name__ == "__main__":  # `python -m eedi_utils.kaggle.cli`: which credentials would be used
     try:
         print(f"credentials: {credentials_source()}")
     except KaggleError as err:

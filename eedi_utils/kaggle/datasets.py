@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from eedi_utils.config import KitConfig
-from eedi_utils.kaggle_env import CONFIG_FILE_NAME
+from eedi_utils.inputs import CONFIG_FILE_NAME
 
 METADATA_FILE = "dataset-metadata.json"
 BARE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -1,0 +1,59 @@
+"""LoRA with peft: which modules to adapt, adding an adapter, and folding it back into the
+base weights (peft's `merge_and_unload`) so the saved folder loads anywhere without peft."""
+
+from __future__ import annotations
+
+from peft import LoraConfig, TaskType, get_peft_model, set_peft_model_state_dict
+from sentence_transformers import SentenceTransformer
+
+from eedi_utils.config import TrainConfig
+
+DECODER_TYPES = {"qwen2", "qwen3", "mistral", "llama", "gemma", "gemma2", "phi3"}
+LORA_TARGETS = {
+    "bert": ["query", "key", "value", "dense"],
+    "xlm-roberta": ["query", "key", "value", "dense"],
+    "new": ["qkv_proj", "o_proj", "up_gate_proj", "down_proj"],
+}
+DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ADAPTER = "default"
+
+
+def lora_targets(model_type: str, configured: list[str]) -> list[str] | str:
+    """Modules LoRA adapts: the config's, else a known set per architecture, else all linear."""
+    if configured:
+        return configured
+    if model_type in DECODER_TYPES:
+        return DECODER_LORA_TARGETS
+    return LORA_TARGETS.get(model_type, "all-linear")
+
+
+def add_lora(model: SentenceTransformer, config: TrainConfig) -> None:
+    """A fresh trainable adapter on the model's transformer; its base weights stay frozen."""
+    model_type = model[0].auto_model.config.model_type
+    model.add_adapter(
+        LoraConfig(
+            task_type=TaskType.FEATURE_EXTRACTION,
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha or 2 * config.lora_r,
+            lora_dropout=config.lora_dropout,
+            target_modules=lora_targets(model_type, config.lora_target_modules),
+        ),
+        adapter_name=ADAPTER,
+    )
+
+
+def merge_lora(model: SentenceTransformer) -> SentenceTransformer:
+    """Fold the adapter into the base weights with peft's `merge_and_unload`: the adapter's
+    weights and config are taken off the transformer, re-attached as a `PeftModel`, merged,
+    and the plain merged model replaces the transformer's."""
+    transformer = model[0].auto_model
+    lora_config = transformer.peft_config[ADAPTER]
+    weights = transformer.get_adapter_state_dict(ADAPTER)
+    transformer.delete_adapter(ADAPTER)
+    peft_model = get_peft_model(transformer, lora_config, adapter_name=ADAPTER)
+    prefixed = {f"base_model.model.{name}": value for name, value in weights.items()}
+    loaded = set_peft_model_state_dict(peft_model, prefixed, adapter_name=ADAPTER)
+    if loaded.unexpected_keys:
+        raise RuntimeError(f"adapter weights not placed: {loaded.unexpected_keys[:3]}")
+    model[0].model = peft_model.merge_and_unload()
+    return model

@@ -1,0 +1,68 @@
+"""The model a training run starts from, and the mixed precision it trains in."""
+
+from __future__ import annotations
+
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer import modules
+from transformers import AutoConfig
+
+from eedi_utils.config import TrainConfig
+from eedi_utils.inputs import resolve_input_path
+from eedi_utils.retrieval import default_model_path, resolve_dtype
+from eedi_utils.train.lora import DECODER_TYPES, add_lora
+
+
+def build_model(config: TrainConfig, max_seq_length: int, device: str) -> SentenceTransformer:
+    """Load the base model (a sentence-transformers folder, or a plain transformers folder
+    given a pooling layer), add LoRA if asked."""
+    path = resolve_input_path(config.base_model) if config.base_model else default_model_path()
+    model_kwargs = {}
+    if config.load_in_4bit:
+        if not device.startswith("cuda"):
+            raise ValueError("load_in_4bit (QLoRA) needs a CUDA GPU with bitsandbytes")
+        from transformers import BitsAndBytesConfig
+
+        model_kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=resolve_dtype("auto", device),
+        )
+    if (path / "modules.json").exists():
+        model = SentenceTransformer(
+            str(path), device=device, local_files_only=True, model_kwargs=model_kwargs
+        )
+    else:
+        model_type = AutoConfig.from_pretrained(path, local_files_only=True).model_type
+        pooling = config.pooling
+        if pooling == "auto":
+            pooling = "lasttoken" if model_type in DECODER_TYPES else "mean"
+        transformer = modules.Transformer(
+            str(path), max_seq_length=max_seq_length, model_kwargs=model_kwargs
+        )
+        if transformer.tokenizer.pad_token is None:
+            transformer.tokenizer.pad_token = transformer.tokenizer.eos_token
+        model = SentenceTransformer(
+            modules=[
+                transformer,
+                modules.Pooling(transformer.get_embedding_dimension(), pooling),
+                modules.Normalize(),
+            ],
+            device=device,
+        )
+    model.max_seq_length = min(max_seq_length, model.max_seq_length or max_seq_length)
+    if config.lora_r:
+        add_lora(model, config)
+    return model
+
+
+def mixed_precision_flags(config: TrainConfig, device: str) -> dict[str, bool]:
+    """bf16/fp16 flags for the trainer: 'auto' uses bf16 only where it runs natively."""
+    choice = config.mixed_precision
+    if choice == "auto":
+        dtype = resolve_dtype("auto", device)
+        choice = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "no")
+    if choice not in ("bf16", "fp16", "no"):
+        raise ValueError(f"mixed_precision must be auto, bf16, fp16 or no, got {choice!r}")
+    return {"bf16": choice == "bf16", "fp16": choice == "fp16"}

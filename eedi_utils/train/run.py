@@ -1,0 +1,234 @@
+"""One fine-tuning run of a retriever: sentence-transformers' trainer, MNRL, no-duplicate
+batches, hard negatives re-mined from the current model, optional LoRA, DDP through
+accelerate/torchrun.
+
+Re-mining runs between epochs: each epoch is one `trainer.train()` call that resumes from the
+previous epoch's checkpoint (optimizer, scheduler and step restored by the library) on a
+dataset carrying freshly mined negatives, and stops at the epoch's end. So the refresh happens
+in plain code that tests can count, never in a callback hook that may silently not fire, and
+`--resume` is the same mechanism.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from accelerate import PartialState
+from datasets import Dataset
+from sentence_transformers import (
+    SentenceTransformer,
+    SentenceTransformerTrainer,
+    SentenceTransformerTrainingArguments,
+)
+from sentence_transformers.sentence_transformer import losses
+from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+from transformers import PrinterCallback, TrainerCallback, TrainerState
+from transformers.trainer_utils import get_last_checkpoint
+
+from eedi_utils.config import KitConfig
+from eedi_utils.data import CompetitionData
+from eedi_utils.metrics import map_key, recall_key
+from eedi_utils.retrieval import encode, resolve_device
+from eedi_utils.train.data import prepare_data
+from eedi_utils.train.lora import merge_lora
+from eedi_utils.train.mining import mine_negatives
+from eedi_utils.train.model import build_model, mixed_precision_flags
+from eedi_utils.train.report import read_history, score_model, write_history
+
+logger = logging.getLogger(__name__)
+
+
+class StopAtEpoch(TrainerCallback):
+    """Ends `trainer.train()` once `epoch` epochs are done (after the epoch's checkpoint)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if state.epoch is not None and round(state.epoch) >= self.epoch:
+            control.should_training_stop = True
+            control.should_save = True
+        return control
+
+
+def mining_round(epoch: int, remine_every: int) -> int:
+    """Which mining round supplies the negatives of `epoch` (0-based)."""
+    return 0 if remine_every <= 0 else epoch // remine_every
+
+
+def completed_epochs(checkpoint: Path | None) -> int:
+    """Whole epochs done by a trainer checkpoint (from its trainer_state.json); 0 for none."""
+    if checkpoint is None:
+        return 0
+    state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    return int(state.epoch + 1e-6)
+
+
+class RetrieverTraining:
+    """One fine-tuning run into `output_dir`; `run()` trains, evaluates each epoch and saves."""
+
+    def __init__(
+        self,
+        data: CompetitionData,
+        output_dir: str | Path,
+        config: KitConfig,
+        callbacks: list[TrainerCallback] | None = None,
+    ):
+        self.config, self.output_dir = config, Path(output_dir)
+        self.callbacks = list(callbacks or [])
+        self.state = PartialState()
+        self.device = resolve_device(config.retrieval.device)
+        if self.state.num_processes > 1:
+            self.device = str(self.state.device)
+        self.data = prepare_data(data, config)
+        self.mining_calls = 0
+        self.history: list[dict] = []
+        self.seconds = {"mining": 0.0, "training": 0.0, "evaluation": 0.0}
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    def latest_checkpoint(self) -> Path | None:
+        if not self.checkpoints_dir.is_dir():
+            return None
+        found = get_last_checkpoint(str(self.checkpoints_dir))
+        return Path(found) if found else None
+
+    # --- negatives -------------------------------------------------------------------------
+    def mine(self, model: SentenceTransformer, round_index: int) -> np.ndarray:
+        """Mine this round's negatives on the main process (saved, so a resumed run reuses
+        them); every rank gets the same ones."""
+        path = self.output_dir / "negatives" / f"round-{round_index}.npy"
+        if self.state.is_main_process and not path.exists():
+            cfg = self.config.train
+            first, last = cfg.negative_ranges[min(round_index, len(cfg.negative_ranges) - 1)]
+            logger.info("mining round %d: ranks %d-%d", round_index, first, last)
+            started = time.perf_counter()
+            negatives = mine_negatives(
+                encode(model, self.data.queries, self.config.retrieval),
+                encode(model, self.data.documents, self.config.retrieval),
+                self.data.document_ids,
+                self.data.gold,
+                cfg.n_negatives,
+                (first, last),
+                cfg.negative_margin,
+                seed=cfg.seed + round_index,
+            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, negatives)
+            self.mining_calls += 1
+            self.seconds["mining"] += time.perf_counter() - started
+        self.state.wait_for_everyone()
+        return np.load(path)
+
+    def dataset(self, negatives: np.ndarray | None, round_index: int) -> Dataset:
+        """(anchor, positive, negative_1..n) rows; positives and negatives take this round's
+        text of each misconception."""
+        texts = self.data.round_texts(round_index, self.config.train.seed)
+        columns = {"anchor": self.data.queries, "positive": self.data.positives(texts)}
+        if negatives is not None:
+            for i in range(negatives.shape[1]):
+                columns[f"negative_{i + 1}"] = [texts[p] for p in negatives[:, i]]
+        return Dataset.from_dict(columns)
+
+    # --- training --------------------------------------------------------------------------
+    def arguments(self) -> SentenceTransformerTrainingArguments:
+        cfg = self.config.train
+        return SentenceTransformerTrainingArguments(
+            output_dir=str(self.checkpoints_dir),
+            num_train_epochs=cfg.epochs,
+            per_device_train_batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate,
+            warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio in transformers 5
+            weight_decay=cfg.weight_decay,
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            save_strategy="steps" if cfg.save_steps else "epoch",
+            save_steps=cfg.save_steps or 500,
+            save_total_limit=2,
+            logging_steps=10,
+            seed=cfg.seed,
+            report_to="none",
+            use_cpu=self.device == "cpu",
+            disable_tqdm=not self.config.retrieval.show_progress,
+            **mixed_precision_flags(cfg, self.device),
+        )
+
+    def loss(self, model: SentenceTransformer):
+        cfg = self.config.train
+        if cfg.loss == "mnrl":
+            return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale)
+        if cfg.loss == "cached_mnrl":
+            return losses.CachedMultipleNegativesRankingLoss(
+                model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size
+            )
+        raise ValueError(f"loss must be 'mnrl' or 'cached_mnrl', got {cfg.loss!r}")
+
+    def starting_model(self, checkpoint: Path | None) -> SentenceTransformer:
+        """The base model, or the checkpoint's weights (a LoRA adapter comes back trainable)."""
+        cfg, max_length = self.config.train, self.config.retrieval.max_seq_length
+        if checkpoint is None:
+            return build_model(cfg, max_length, self.device)
+        if cfg.lora_r:
+            model = build_model(replace(cfg, lora_r=0), max_length, self.device)
+            model.load_adapter(str(checkpoint), is_trainable=True)
+            return model
+        return SentenceTransformer(str(checkpoint), device=self.device, local_files_only=True)
+
+    def record(self, model: SentenceTransformer, epoch: int) -> None:
+        """Score the validation rows after `epoch` epochs and rewrite metrics.json and curves."""
+        if not (len(self.data.val_gold) and self.state.is_main_process):
+            return
+        started = time.perf_counter()
+        report = {"epoch": epoch, **score_model(model, self.data, self.config)}
+        self.seconds["evaluation"] += time.perf_counter() - started
+        top_k = self.config.retrieval.top_k
+        keys = (map_key(top_k), recall_key(top_k))
+        logger.info("epoch %d: %s", epoch, {k: report[k] for k in keys})
+        self.history.append(report)
+        write_history(self.history, self.output_dir, top_k)
+
+    def run(self, resume: bool = False) -> SentenceTransformer:
+        cfg = self.config.train
+        checkpoint = self.latest_checkpoint() if resume else None
+        if resume and checkpoint is None:
+            logger.warning("--resume: no checkpoint in %s, starting afresh", self.output_dir)
+        if checkpoint is not None:
+            self.history = read_history(self.output_dir)
+        model = self.starting_model(checkpoint)
+        if checkpoint is None:
+            self.record(model, 0)
+        loss, arguments = self.loss(model), self.arguments()
+        for epoch in range(completed_epochs(checkpoint), cfg.epochs):
+            negatives = None
+            if cfg.n_negatives:
+                negatives = self.mine(model, mining_round(epoch, cfg.remine_every))
+            trainer = SentenceTransformerTrainer(
+                model=model,
+                args=arguments,
+                train_dataset=self.dataset(negatives, epoch),
+                loss=loss,
+                callbacks=[StopAtEpoch(epoch + 1), *self.callbacks],
+            )
+            if not self.config.retrieval.show_progress:
+                trainer.remove_callback(PrinterCallback)  # keep stdout for results
+            started = time.perf_counter()
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            self.seconds["training"] += time.perf_counter() - started
+            checkpoint = self.latest_checkpoint()
+            self.record(model, epoch + 1)
+        if cfg.lora_r:
+            model = merge_lora(model)
+        if self.state.is_main_process:
+            model.save(str(self.output_dir))
+            (self.output_dir / "resolved_config.json").write_text(
+                json.dumps(self.config.to_dict(), indent=2)
+            )
+            write_history(self.history, self.output_dir, self.config.retrieval.top_k)
+        self.state.wait_for_everyone()
+        return model
