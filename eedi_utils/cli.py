@@ -1,4 +1,6 @@
-"""`eedi`: the command line over the package (predict a submission, evaluate retrieval)."""
+"""`eedi`: the command line over the package. Every setting a command reads from the config is
+also one of its flags, derived from the config dataclasses (`config.command_settings`):
+`[section] key` is `--key`, or `--section-key` where two of the command's sections share it."""
 
 from __future__ import annotations
 
@@ -6,12 +8,23 @@ import argparse
 import json
 import logging
 import sys
+import types
+import typing
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from eedi_utils import pipeline
-from eedi_utils.config import ConfigError, KitConfig, load_config
+from eedi_utils.config import (
+    ConfigError,
+    KitConfig,
+    command_settings,
+    load_config,
+    parse_toml_value,
+)
 from eedi_utils.data import CompetitionData, DataError
+from eedi_utils.extras import MissingExtra
 from eedi_utils.inputs import DATA_DIR_VARIABLE, output_dir, resolve_data_dir
 from eedi_utils.submission import SubmissionError
 
@@ -19,141 +32,176 @@ DATA_HELP = (
     f"folder holding the competition CSVs (Kaggle layout); default: ${DATA_DIR_VARIABLE}, "
     "then the Kaggle competition input, then the bundled sample"
 )
-MODEL_HELP = (
-    "sentence-transformers model folder; repeat to fuse several; "
-    "default: [retrieval] models of the config, else the bundled all-MiniLM-L6-v2"
-)
+NAMED_FLAGS = {("retrieval", "models"): "model", ("rerank", "enabled"): "rerank"}
+"""Settings whose flag is not derived from the key: `--model PATH` once per retrieval model
+folder, and `--rerank/--no-rerank` for [rerank] enabled."""
+
+COMMANDS = {
+    "predict": (
+        "write submission.csv for DATA/test.csv",
+        "Rank misconceptions for every wrong answer of test.csv and write a validated "
+        "submission.csv.",
+    ),
+    "evaluate": (
+        "score retrieval on train.csv by grouped CV; prints JSON",
+        "Score retrieval on the labelled rows of train.csv, split into folds grouped by "
+        "QuestionId; prints MAP@25, recall@25 and n, overall and for rows whose misconception "
+        "is seen vs unseen in the fold's training side.",
+    ),
+    "train": (
+        "fine-tune a retriever on train.csv with re-mined hard negatives",
+        "Fine-tune a retriever on DATA/train.csv (the [evaluate] fold val_fold held out), "
+        "re-mining hard negatives from the model being trained, and save a model folder that "
+        "`eedi predict --model OUT` loads offline, with metrics.json and the resolved config. "
+        "Runs on several processes under `accelerate launch` or `torchrun`.",
+    ),
+    "paraphrase": (
+        "paraphrase questions and misconceptions with an LLM into a data folder (extra [llm])",
+        "Ask an OpenAI-compatible endpoint for N paraphrases of every question text and "
+        "misconception name; write OUT/train.csv and OUT/misconception_mapping.csv with the "
+        "originals first and a Generated column, ready for `eedi train --data-dir OUT`.",
+    ),
+    "synthesize": (
+        "write new judged questions for misconceptions without training rows (extra [llm])",
+        "Few-shot prompt new questions for every misconception no training row is labelled "
+        "with, keep those an LLM judge accepts, and write OUT/train.csv (input rows first, new "
+        "rows flagged Generated).",
+    ),
+}
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help=DATA_HELP)
-    parser.add_argument("--model", action="append", dest="models", metavar="PATH", help=MODEL_HELP)
-    parser.add_argument("--config", metavar="FILE", help="TOML file with a section per stage")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+def _flag_names(command: str) -> dict[tuple[str, str], str]:
+    """The flag of each (section, key) the command reads."""
+    settings = command_settings(command)
+    stems = {
+        (section, setting.name): NAMED_FLAGS.get((section, setting.name), setting.name)
+        for section, setting in settings
+    }
+    counts = Counter(stems.values())
+    names = {}
+    for (section, key), stem in stems.items():
+        unique = counts[stem] == 1 or (section, key) in NAMED_FLAGS
+        names[(section, key)] = "--" + (stem if unique else f"{section}_{stem}").replace("_", "-")
+    return names
+
+
+def _value_parser(hint: Any):
+    """argparse `type` for a setting: numbers and text as they are, lists and tables as TOML."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if hint in (int, float, str):
+        return hint
+
+    def toml(text: str) -> Any:
+        try:
+            return parse_toml_value(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from err
+
+    return toml
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """One flag per setting the command reads; only the flags given reach the config."""
+    hints = {
+        name: typing.get_type_hints(cls) for name, cls in typing.get_type_hints(KitConfig).items()
+    }
+    flags = _flag_names(command)
+    for section, setting in command_settings(command):
+        flag = flags[(section, setting.name)]
+        hint = hints[section][setting.name]
+        help_text = f"{setting.metadata.get('help', '')} [{section}] {setting.name}".strip()
+        options: dict[str, Any] = {
+            "dest": f"{section}.{setting.name}",
+            "default": argparse.SUPPRESS,
+            "help": help_text,
+        }
+        if (section, setting.name) == ("retrieval", "models"):
+            options.update(action="append", metavar="PATH")
+        elif hint is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = _value_parser(hint)
+            options["metavar"] = setting.name.upper()
+        parser.add_argument(flag, **options)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eedi",
+        allow_abbrev=False,
         description="Rank the misconceptions behind each wrong answer of the Eedi maths "
-        "questions (Kaggle: Eedi - Mining Misconceptions in Mathematics).",
+        "questions (Kaggle: Eedi - Mining Misconceptions in Mathematics). Every setting of "
+        "the TOML config that a command reads is also one of its flags.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    predict = commands.add_parser(
-        "predict",
-        help="write submission.csv for DATA/test.csv",
-        description="Rank misconceptions for every wrong answer of test.csv and write a "
-        "validated submission.csv.",
-    )
-    _common(predict)
-    predict.add_argument(
-        "--out",
-        metavar="FILE",
-        help="default: ./submission.csv (/kaggle/working/submission.csv on Kaggle)",
-    )
-    predict.add_argument("--top-k", type=int, help="ids per row (default 25)")
-
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="score retrieval on train.csv by question-grouped CV; prints JSON",
-        description="Score retrieval on the labelled rows of train.csv, split into folds grouped "
-        "by QuestionId; prints MAP@25, recall@25 and n, overall and for rows whose misconception "
-        "is seen vs unseen in the fold's training side.",
-    )
-    _common(evaluate)
-    evaluate.add_argument("--folds", type=int, help="number of folds (default 5)")
-    evaluate.add_argument("--fold", type=int, help="score only this fold (default: every fold)")
-    evaluate.add_argument("--max-questions", type=int, help="score a seeded sample of questions")
-
-    train = commands.add_parser(
-        "train",
-        help="fine-tune a retriever on train.csv with re-mined hard negatives",
-        description="Fine-tune a retriever on DATA/train.csv (the [evaluate] fold val_fold held "
-        "out), re-mining hard negatives from the model being trained, and save a model folder "
-        "that `eedi predict --model OUT` loads offline, with metrics.json and the resolved "
-        "config. Runs on several processes under `accelerate launch` or `torchrun`.",
-    )
-    train.add_argument("--data-dir", help=DATA_HELP)
-    train.add_argument("--output-dir", required=True, metavar="OUT", help="model folder to write")
-    train.add_argument("--config", metavar="FILE", help="TOML file with a section per stage")
-    train.add_argument("--base-model", metavar="PATH", help="model folder to start from")
-    train.add_argument("--epochs", type=int, help="passes over the training rows")
-    train.add_argument("--resume", action="store_true", help="go on from OUT's last checkpoint")
-    train.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
-
-    for name, summary, description in (
-        (
-            "paraphrase",
-            "paraphrase questions and misconceptions with an LLM into a data folder",
-            "Ask an OpenAI-compatible endpoint for N paraphrases of every question text and "
-            "misconception name; write OUT/train.csv and OUT/misconception_mapping.csv with the "
-            "originals first and a Generated column, ready for `eedi train --data-dir OUT`.",
-        ),
-        (
-            "synthesize",
-            "write new judged questions for misconceptions without training rows",
-            "Few-shot prompt new questions for every misconception no training row is labelled "
-            "with, keep those an LLM judge accepts, and write OUT/train.csv (input rows first, "
-            "new rows flagged Generated).",
-        ),
-    ):
-        command = commands.add_parser(name, help=summary, description=description)
-        command.add_argument("--data-dir", help=DATA_HELP)
-        command.add_argument("--out", required=True, metavar="OUT", help="data folder to write")
-        command.add_argument("--config", metavar="FILE", help="TOML file with a section per stage")
-        command.add_argument("--n", type=int, help="paraphrases per text (default 4)")
-        command.add_argument("--model", help="model name at the endpoint (default gpt-4o-mini)")
-        command.add_argument("--base-url", help="OpenAI-compatible server; default: OpenAI")
-        command.add_argument("--max-cost", type=float, metavar="USD", help="stop at this cost")
-        command.add_argument("--concurrency", type=int, help="calls in flight (default 8)")
-        command.add_argument(
-            "--dry-run", action="store_true", help="print the calls, tokens and cost expected"
+    for name, (summary, description) in COMMANDS.items():
+        command = commands.add_parser(
+            name, help=summary, description=description, allow_abbrev=False
         )
+        command.add_argument("--data-dir", help=DATA_HELP)
+        command.add_argument("--config", metavar="FILE", help="TOML file with a section per stage")
         command.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+        if name == "predict":
+            command.add_argument(
+                "--out",
+                metavar="FILE",
+                help="default: ./submission.csv (/kaggle/working/submission.csv on Kaggle)",
+            )
+        elif name == "evaluate":
+            command.add_argument("--fold", type=int, help="score only this fold (default: all)")
+            command.add_argument(
+                "--max-questions", type=int, help="score a seeded sample of questions"
+            )
+        elif name == "train":
+            command.add_argument(
+                "--output-dir", required=True, metavar="OUT", help="model folder to write"
+            )
+            command.add_argument(
+                "--resume", action="store_true", help="go on from OUT's last checkpoint"
+            )
+        else:
+            command.add_argument("--out", required=True, metavar="OUT", help="data folder to write")
+            command.add_argument(
+                "--dry-run", action="store_true", help="print the calls, tokens and cost expected"
+            )
+        add_setting_flags(command, name)
     return parser
 
 
-def _config(args: argparse.Namespace) -> KitConfig:
-    config = load_config(args.config)
+def config_from_args(args: argparse.Namespace) -> KitConfig:
+    """The config file (or defaults) with the flags given on the command line applied."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for dest, value in vars(args).items():
+        if "." in dest:
+            section, key = dest.split(".", 1)
+            overrides.setdefault(section, {})[key] = value
     if args.quiet:
-        config.retrieval.show_progress = False
-    if getattr(args, "top_k", None) is not None:
-        config.retrieval.top_k = args.top_k
-    if getattr(args, "folds", None) is not None:
-        config.evaluate.folds = args.folds
-    if getattr(args, "base_model", None):
-        config.train.base_model = args.base_model
-    if getattr(args, "epochs", None) is not None:
-        config.train.epochs = args.epochs
-    if args.command in ("paraphrase", "synthesize"):
-        for option in ("n", "model", "base_url", "max_cost", "concurrency"):
-            if getattr(args, option) is not None:
-                setattr(config.generate, option, getattr(args, option))
-    return config
+        overrides.setdefault("retrieval", {})["show_progress"] = False
+    return load_config(args.config, overrides)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     source = resolve_data_dir(args.data_dir)
     print(f"data: {source}", file=sys.stderr)
     data = CompetitionData(source.path)
     if args.command == "predict":
         out = args.out or output_dir() / "submission.csv"
-        path = pipeline.predict(data, out, args.models, config)
+        path = pipeline.predict(data, out, None, config)
         print(f"wrote {path}", file=sys.stderr)
     elif args.command == "train":
         from eedi_utils.train.run import RetrieverTraining
 
-        trainer = RetrieverTraining(data, args.output_dir, config)
-        trainer.run(resume=args.resume)
-        if trainer.history:
-            print(json.dumps(trainer.history[-1], indent=2))
+        training = RetrieverTraining(data, args.output_dir, config)
+        training.run(resume=args.resume)
+        if training.history:
+            print(json.dumps(training.history[-1], indent=2))
         print(f"model saved in {args.output_dir}", file=sys.stderr)
     elif args.command in ("paraphrase", "synthesize"):
         return generate(args, config, data)
     else:
-        report = pipeline.evaluate(data, args.models, config, args.fold, args.max_questions)
+        report = pipeline.evaluate(data, None, config, args.fold, args.max_questions)
         print(json.dumps({"data_dir": str(source.path), **report}, indent=2))
     return 0
 
@@ -183,7 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per LLM call otherwise
     try:
         return run(args)
-    except (DataError, ConfigError, SubmissionError, FileNotFoundError, ValueError) as err:
+    except (
+        DataError,
+        ConfigError,
+        SubmissionError,
+        MissingExtra,
+        FileNotFoundError,
+        ValueError,
+    ) as err:
         print(f"eedi: error: {err}", file=sys.stderr)
         return 2
 

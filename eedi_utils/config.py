@@ -7,20 +7,29 @@ and pass them down instead of repeating constants.
 from __future__ import annotations
 
 import dataclasses
-import sys
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
 NUM_PREDICTIONS = 25
 """How many ranked ids the competition scores per row (MAP@25)."""
+
+COMMAND_SECTIONS = {
+    "predict": ("retrieval", "text", "rerank"),
+    "evaluate": ("retrieval", "text", "rerank", "evaluate"),
+    "train": ("train", "retrieval", "text", "evaluate"),
+    "paraphrase": ("generate",),
+    "synthesize": ("generate",),
+}
+"""The config sections each `eedi` command reads; each of their settings is one of its flags.
+A field whose metadata names `commands` is a flag of those commands only."""
+RANKING = ("predict", "evaluate")
+PARAPHRASE = ("paraphrase",)
+SYNTHESIZE = ("synthesize",)
+NOTEBOOK_ONLY: tuple[str, ...] = ()
 
 
 class ConfigError(ValueError):
@@ -55,11 +64,22 @@ class RetrievalConfig:
 
     models: list[str] = field(
         default_factory=list,
-        metadata={"help": "Model folders; empty means the bundled all-MiniLM-L6-v2."},
+        metadata={
+            "help": "Model folders; empty means the bundled all-MiniLM-L6-v2.",
+            "commands": RANKING,
+        },
     )
-    fusion: str = field(default="mean", metadata={"help": "'mean' of scores or 'rrf'."})
-    rrf_k: int = field(default=60, metadata={"help": "Constant k of reciprocal-rank fusion."})
-    rrf_depth: int = field(default=100, metadata={"help": "Ranks of each model that RRF fuses."})
+    fusion: str = field(
+        default="mean", metadata={"help": "'mean' of scores or 'rrf'.", "commands": RANKING}
+    )
+    rrf_k: int = field(
+        default=60,
+        metadata={"help": "Constant k of reciprocal-rank fusion.", "commands": RANKING},
+    )
+    rrf_depth: int = field(
+        default=100,
+        metadata={"help": "Ranks of each model that RRF fuses.", "commands": RANKING},
+    )
     top_k: int = field(default=NUM_PREDICTIONS, metadata={"help": "Ids kept per row."})
     batch_size: int = field(default=64, metadata={"help": "Texts per encoding batch."})
     max_seq_length: int = field(default=128, metadata={"help": "Tokens kept per text."})
@@ -85,7 +105,10 @@ class EvaluateConfig:
     seed: int = field(default=42, metadata={"help": "Seed of the fold assignment."})
     commit_run_questions: int = field(
         default=300,
-        metadata={"help": "Train questions scored on a Kaggle commit run (not the rerun)."},
+        metadata={
+            "help": "Train questions scored on a Kaggle commit run (not the rerun).",
+            "commands": NOTEBOOK_ONLY,
+        },
     )
 
 
@@ -246,7 +269,10 @@ class GenerateConfig:
         default="OPENAI_API_KEY",
         metadata={"help": "Variable holding the key (never logged); unset: 'EMPTY' (local)."},
     )
-    n: int = field(default=4, metadata={"help": "Paraphrases per question and misconception."})
+    n: int = field(
+        default=4,
+        metadata={"help": "Paraphrases per question and misconception.", "commands": PARAPHRASE},
+    )
     temperature: float = field(default=0.8, metadata={"help": "Sampling temperature."})
     max_tokens: int = field(default=600, metadata={"help": "Completion tokens per call."})
     concurrency: int = field(default=8, metadata={"help": "Calls in flight at once."})
@@ -272,13 +298,19 @@ class GenerateConfig:
         default=True, metadata={"help": "Ask for a JSON schema (response_format)."}
     )
     per_misconception: int = field(
-        default=2, metadata={"help": "synthesize: new questions per misconception lacking rows."}
+        default=2,
+        metadata={"help": "New questions per misconception lacking rows.", "commands": SYNTHESIZE},
     )
-    few_shot: int = field(default=3, metadata={"help": "synthesize: real rows shown per prompt."})
+    few_shot: int = field(
+        default=3, metadata={"help": "Real rows shown per prompt.", "commands": SYNTHESIZE}
+    )
     judge_model: str = field(
-        default="", metadata={"help": "synthesize: model judging each question; empty: model."}
+        default="",
+        metadata={"help": "Model judging each question; empty: model.", "commands": SYNTHESIZE},
     )
-    seed: int = field(default=42, metadata={"help": "Seed of few-shot example choice."})
+    seed: int = field(
+        default=42, metadata={"help": "Seed of few-shot example choice.", "commands": SYNTHESIZE}
+    )
 
 
 @dataclass
@@ -407,15 +439,108 @@ def config_from_dict(values: dict[str, Any], source: str = "config") -> KitConfi
     return KitConfig(**built)
 
 
-def load_config(path: str | Path | None) -> KitConfig:
-    """Read a TOML config file; `None` gives the defaults."""
-    if path is None:
-        return KitConfig()
-    path = Path(path)
+def load_config(
+    path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None
+) -> KitConfig:
+    """Read a TOML config file (`None`: the defaults), then apply `overrides`, a dict of
+    sections like the file's (`{"train": {"epochs": 1}}`), checked the same way."""
+    values: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path, source = Path(path), str(path)
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise ConfigError(f"{path}: config file not found") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    for section, settings in (overrides or {}).items():
+        if not isinstance(settings, dict):
+            raise ConfigError(f"overrides: [{section}] must be a dict of settings")
+        values.setdefault(section, {}).update(settings)
+    if overrides:
+        source += " + overrides"
+    return config_from_dict(values, source=source)
+
+
+def with_parameters(
+    overrides: dict[str, dict[str, Any]] | None = None, **sections: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """`overrides` plus the values of `sections` that are not None: a notebook's parameters
+    (`EPOCHS = None` means "as the config says") joined to its free-form overrides."""
+    joined = {section: dict(values) for section, values in (overrides or {}).items()}
+    for section, values in sections.items():
+        given = {key: value for key, value in values.items() if value is not None}
+        if given:
+            joined.setdefault(section, {}).update(given)
+    return joined
+
+
+def command_settings(command: str) -> list[tuple[str, dataclasses.Field]]:
+    """(section, field) of every setting that `eedi COMMAND` reads, in config order."""
+    sections = {f.name: f for f in dataclasses.fields(KitConfig)}
+    hints = typing.get_type_hints(KitConfig)
+    settings = []
+    for section in COMMAND_SECTIONS[command]:
+        for setting in dataclasses.fields(hints[section]):
+            commands = setting.metadata.get("commands")
+            if commands is None or command in commands:
+                settings.append((sections[section].name, setting))
+    return settings
+
+
+def parse_toml_value(text: str) -> Any:
+    """A value in TOML syntax (`[[1, 10]]`, `"a"`, `{gpt = [1, 2]}`), as a command line gives
+    lists and tables."""
     try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ConfigError(f"{path}: config file not found") from err
+        return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    return config_from_dict(values, source=str(path))
+        raise ValueError(f"not a TOML value: {text!r} ({err})") from err
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is not None:
+        arguments = ", ".join(_type_name(arg) for arg in typing.get_args(hint))
+        return f"{typing.get_origin(hint).__name__}[{arguments}]"
+    return "none" if hint is type(None) else hint.__name__
+
+
+def config_reference() -> str:
+    """docs/config.md: every section and setting with its type, default, commands and help,
+    generated from the dataclasses (scripts/write_config_reference.py writes it)."""
+    lines = [
+        "# Config reference",
+        "",
+        "Generated from `eedi_utils/config.py` by `python scripts/write_config_reference.py`;",
+        "a test keeps it in sync. One TOML file holds a section per stage; every key is",
+        "optional. A setting is also a flag of the `eedi` commands listed beside it: `--key`,",
+        "or `--section-key` where two sections of that command share the key (`[retrieval]",
+        "models` is `--model PATH`, once per folder; `[rerank] enabled` is",
+        "`--rerank/--no-rerank`). Lists and tables are given to flags in TOML syntax.",
+    ]
+    hints = typing.get_type_hints(KitConfig)
+    for section in dataclasses.fields(KitConfig):
+        cls = hints[section.name]
+        users = [c for c, sections in COMMAND_SECTIONS.items() if section.name in sections]
+        lines += ["", f"## [{section.name}]", "", " ".join(cls.__doc__.split()), ""]
+        lines += ["| key | type | default | commands | meaning |", "|---|---|---|---|---|"]
+        setting_hints = typing.get_type_hints(cls)
+        for setting in dataclasses.fields(cls):
+            default = (
+                setting.default_factory()
+                if setting.default_factory is not dataclasses.MISSING
+                else setting.default
+            )
+            commands = setting.metadata.get("commands", users)
+            shown = ", ".join(f"`{c}`" for c in commands) or "notebooks only"
+            if section.name == "kaggle":
+                shown = "scripts/"
+            text = " ".join(setting.metadata.get("help", "").split()).replace("|", "\\|")
+            value = repr(default).replace("|", "\\|").replace("\n", "\\n")
+            lines.append(
+                f"| `{setting.name}` | {_type_name(setting_hints[setting.name])} | "
+                f"`{value}` | {shown} | {text} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ from eedi_utils.metrics import score_report
 from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.retrieval import retrieve
 from eedi_utils.splits import question_folds
-from eedi_utils.submission import build_submission, write_submission
+from eedi_utils.submission import build_submission, read_submission, write_submission
 from eedi_utils.text import misconception_texts, query_texts
 
 ModelPaths = Sequence[str | Path | None]
@@ -99,3 +99,31 @@ def evaluate(
     ranked = rank_misconceptions(scored, data, models, config)
     report = score_report(ranked, gold[rows], seen, config.retrieval.top_k)
     return {"folds": config.evaluate.folds, "fold": "all" if fold is None else fold, **report}
+
+
+def preview(
+    data: CompetitionData, submission: str | Path, rows: int = 3, top: int = 3
+) -> pd.DataFrame:
+    """The first `rows` predictions of a submission beside their question, the correct and the
+    wrong answer, and the names of the `top` misconceptions ranked first."""
+    names = dict(
+        zip(data.misconceptions["MisconceptionId"], data.misconceptions["MisconceptionName"])
+    )
+    predicted = read_submission(submission).head(rows)
+    test = data.test().set_index("QuestionId_Answer")
+    shown = []
+    for key, ids in zip(predicted["QuestionId_Answer"], predicted["MisconceptionId"]):
+        row = test.loc[key]
+        ranked = [names[int(i)] for i in ids.split()[:top]]
+        shown.append(
+            {
+                "QuestionId_Answer": key,
+                "question": row["QuestionText"],
+                "correct answer": row["CorrectText"],
+                "wrong answer": row["AnswerText"],
+                f"top {top} misconceptions": " | ".join(
+                    f"{rank}. {name}" for rank, name in enumerate(ranked, 1)
+                ),
+            }
+        )
+    return pd.DataFrame(shown)

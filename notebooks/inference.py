@@ -18,38 +18,31 @@
 # question-grouped CV sample of train and prints MAP@25, seen and unseen.
 
 # %% parameters
-import os
-
 CONFIG_FILE = None  # a TOML file; None: $EEDI_CONFIG, else the code dataset's eedi-kit.toml
-MODELS: list[str] = []  # model folders, e.g. under /kaggle/input; empty: the config's or default
+MODELS: list[str] | None = None  # retrieval model folders; None: the config's [retrieval] models
+RERANK: bool | None = None  # the LLM rerank on or off; None: the config's [rerank] enabled
+OVERRIDES: dict[str, dict] = {}  # any other setting by section, e.g. {"retrieval": {"top_k": 50}}
+PREVIEW_ROWS = 3  # predictions shown with their question at the end
 
-# %% 0. Offline set-up: on Kaggle, install this package from the attached wheel datasets
-import importlib
-import subprocess
-import sys
+# %% 0. Offline set-up on Kaggle: install the kit and its pinned wheels from the attached inputs
+import os
+import runpy
 from pathlib import Path
 
-os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
 inputs = Path(os.environ.get("EEDI_KAGGLE_ROOT", "/kaggle"), "input")
-wheel_dirs = sorted(
-    {w.parent for depth in ("*", "*/*", "*/*/*") for w in inputs.glob(f"{depth}/*.whl")}
+bootstraps = sorted(
+    p for d in ("*", "*/*", "*/*/*") for p in inputs.glob(f"{d}/kaggle_bootstrap.py")
 )
-if wheel_dirs:  # every package shipped as a wheel; pip leaves alone what the image satisfies
-    names = sorted({w.name.split("-")[0] for folder in wheel_dirs for w in folder.glob("*.whl")})
-    links = [arg for folder in wheel_dirs for arg in ("--find-links", str(folder))]
-    pip = [sys.executable, "-m", "pip", "install", "--no-index", *links]
-    installed = subprocess.run(
-        [*pip, "eedi-kit[default-model]", *names], capture_output=True, text=True
-    )
-    print(installed.stdout, installed.stderr)  # into the notebook's log
-    installed.check_returncode()
-    importlib.invalidate_caches()
+if bootstraps:  # the code dataset's notebooks/kaggle_bootstrap.py
+    runpy.run_path(str(bootstraps[0]), run_name="__main__")
+elif os.environ.get("KAGGLE_KERNEL_RUN_TYPE"):
+    raise RuntimeError(f"no kaggle_bootstrap.py under {inputs}: attach the code dataset")
 
 # %% 1. Settings and data
 import json
 
 from eedi_utils import pipeline
-from eedi_utils.config import load_config
+from eedi_utils.config import load_config, with_parameters
 from eedi_utils.data import CompetitionData
 from eedi_utils.inputs import (
     config_file,
@@ -58,7 +51,8 @@ from eedi_utils.inputs import (
     resolve_data_dir,
 )
 
-config = load_config(CONFIG_FILE or config_file())
+parameters = with_parameters(OVERRIDES, retrieval={"models": MODELS}, rerank={"enabled": RERANK})
+config = load_config(CONFIG_FILE or config_file(), parameters)
 source = resolve_data_dir()
 print(f"data: {source}")
 data = CompetitionData(source.path)
@@ -66,10 +60,15 @@ data = CompetitionData(source.path)
 # %% 2. Quick CV on the commit run (skipped in the scoring rerun)
 if not is_competition_rerun() and data.has_train:
     report = pipeline.evaluate(
-        data, MODELS, config, fold=0, max_questions=config.evaluate.commit_run_questions
+        data, None, config, fold=0, max_questions=config.evaluate.commit_run_questions
     )
     print(json.dumps(report, indent=2))
 
 # %% 3. Predict the test set and write the submission
-submission_path = pipeline.predict(data, output_dir() / "submission.csv", MODELS, config)
+submission_path = pipeline.predict(data, output_dir() / "submission.csv", None, config)
 print(f"wrote {submission_path}")
+
+# %% 4. A few predictions: the question, the wrong answer, the top misconceptions
+from IPython.display import display
+
+display(pipeline.preview(data, submission_path, PREVIEW_ROWS))

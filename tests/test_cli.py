@@ -119,3 +119,56 @@ def test_console_script_is_installed() -> None:
     assert executable, "the `eedi` console script is not on PATH"
     result = subprocess.run([executable, "--help"], capture_output=True, text=True, check=True)
     assert "usage: eedi" in result.stdout
+
+
+def _flags(command: str) -> set[str]:
+    from eedi_utils.cli import build_parser
+
+    parser = build_parser()
+    subparser = parser._subparsers._group_actions[0].choices[command]
+    return {flag for action in subparser._actions for flag in action.option_strings}
+
+
+def test_every_setting_is_exactly_one_flag_of_the_commands_that_read_it() -> None:
+    from eedi_utils.cli import _flag_names
+    from eedi_utils.config import COMMAND_SECTIONS, command_settings
+
+    for command in COMMAND_SECTIONS:
+        names = _flag_names(command)
+        assert len(set(names.values())) == len(names) == len(command_settings(command))
+        assert set(names.values()) <= _flags(command)
+    assert {"--n"} <= _flags("paraphrase") and "--seed" not in _flags("paraphrase")
+    assert {"--per-misconception", "--few-shot", "--judge-model", "--seed"} <= _flags("synthesize")
+    assert {"--epochs", "--train-batch-size", "--retrieval-batch-size"} <= _flags("train")
+    assert {"--model", "--rerank-model", "--rerank", "--no-rerank"} <= _flags("predict")
+    assert "--epochs" not in _flags("predict") and "--model" not in _flags("train")
+
+
+def test_synthesize_refuses_paraphrase_only_flags(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["synthesize", "--out", "x", "--n", "3", "--dry-run"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --n 3" in capsys.readouterr().err  # not an abbreviation
+
+
+def test_flags_override_the_config_file_and_only_when_given(tmp_path) -> None:
+    from eedi_utils.cli import build_parser, config_from_args
+
+    config = tmp_path / "kit.toml"
+    config.write_text('[retrieval]\nbatch_size = 4\ntop_k = 30\n[rerank]\nmodel = "llm"\n')
+    args = build_parser().parse_args(
+        ["predict", "--config", str(config), "--top-k", "10", "--windows", "[[1, 5]]"]
+        + ["--rerank", "--model", "a", "--model", "b", "--no-reverse-pass"]
+    )
+    built = config_from_args(args)
+    assert built.retrieval.batch_size == 4 and built.retrieval.top_k == 10
+    assert built.rerank.windows == [[1, 5]] and built.rerank.enabled is True
+    assert built.rerank.model == "llm" and built.rerank.reverse_pass is False
+    assert built.retrieval.models == ["a", "b"]
+
+
+def test_a_malformed_list_flag_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--windows", "[[1, 5]"])
+    assert exit_info.value.code == 2
+    assert "not a TOML value" in capsys.readouterr().err

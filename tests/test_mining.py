@@ -52,6 +52,22 @@ def test_margin_skips_likely_false_negatives() -> None:
     assert 1 in unfiltered[0].tolist()
 
 
+def test_too_few_candidates_fall_back_to_the_ranks_after_the_range() -> None:
+    """A margin that rules out every candidate leaves ranks (3, 4) empty: the negatives are
+    ranks 5-6 of the non-gold documents, never the closest ones (ranks 1-2)."""
+    by_rank = [[1, 0], [0.95, 0.31], [0.9, 0.44], [0.8, 0.6], [0.7, 0.71], [0.6, 0.8],
+               [0.5, 0.87], [0.3, 0.95], [0, 1]]  # fmt: skip
+    positions = [4, 7, 0, 2, 8, 5, 1, 3, 6]  # document position of each rank (0: the gold)
+    documents = unit([by_rank[positions.index(p)] for p in range(9)])
+    ids = [10 + p for p in range(9)]
+    gold = [10 + positions[0]]
+    query = unit([[1, 0]])
+    negatives = mine_negatives(query, documents, ids, gold, 2, rank_range=(3, 4), margin=2.0)
+    assert sorted(negatives[0].tolist()) == sorted(positions[5:7])
+    at_the_end = mine_negatives(query, documents, ids, gold, 2, rank_range=(7, 8), margin=2.0)
+    assert sorted(at_the_end[0].tolist()) == sorted(positions[7:9])  # the last two
+
+
 def test_seeded_and_seed_dependent() -> None:
     rng = torch.Generator().manual_seed(1)
     queries = torch.nn.functional.normalize(torch.randn(30, 8, generator=rng), dim=1)

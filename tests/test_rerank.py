@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from eedi_utils import pipeline
 from eedi_utils.config import KitConfig, RerankConfig
 from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.extras import MissingExtra
 from eedi_utils.rerank.backends import TransformersBackend, chat_ids, single_token_ids
 from eedi_utils.rerank.scoring import LABELS, listwise_messages, rerank
 
@@ -192,5 +193,5 @@ def test_a_missing_vllm_is_explained(smollm2) -> None:
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed in this environment")
-    with pytest.raises(RuntimeError, match="wheel_requirements"):
+    with pytest.raises(MissingExtra, match=r"pip install 'eedi-kit\[vllm\]'"):
         load_backend(RerankConfig(model=str(smollm2), backend="vllm"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -77,11 +79,27 @@ def test_tiny_model_retrieval_returns_valid_positions(tiny_model, sample) -> Non
     assert all(len(set(row)) == 25 for row in positions.tolist())
     assert positions.max() < len(documents)
 
+
+def test_rrf_of_two_models_ranks_by_the_summed_reciprocal_ranks(tiny_model, sample) -> None:
+    """Each model's own top `rrf_depth`, fused by hand: sum of 1 / (k + rank) per document."""
+    data = CompetitionData(sample)
+    config = KitConfig()
+    config.retrieval.show_progress = False
+    queries = query_texts(data.test(), config.text)
+    documents = misconception_texts(data.misconceptions, config.text)
+    depth = dataclasses.replace(config.retrieval, top_k=config.retrieval.rrf_depth)
+    singles = [retrieve(queries, documents, [m], depth) for m in (tiny_model, None)]
     config.retrieval.fusion = "rrf"
-    fused = retrieve(
-        query_texts(long, config.text), documents, [tiny_model, None], config.retrieval
-    )
-    assert fused.shape == (len(long), 25)
+    fused = retrieve(queries, documents, [tiny_model, None], config.retrieval)
+    assert not np.array_equal(fused, singles[0][:, :25])  # both models count
+    for row, ranked in enumerate(fused):
+        score = {}
+        for single in singles:
+            for rank, position in enumerate(single[row], 1):
+                score[position] = score.get(position, 0.0) + 1 / (config.retrieval.rrf_k + rank)
+        ours = [score[p] for p in ranked]
+        assert ours == sorted(ours, reverse=True)
+        assert ours[-1] >= sorted(score.values(), reverse=True)[25]
 
 
 def test_encode_is_normalised_and_batched_the_same(tiny_model) -> None:

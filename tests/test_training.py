@@ -59,10 +59,10 @@ def test_negatives_are_remined_every_epoch_with_shrinking_ranges(
     assert recorded_mining == [(1, 40), (1, 20), (1, 10)]
     rounds = [np.load(tmp_path / "out" / "negatives" / f"round-{i}.npy") for i in range(3)]
     assert not np.array_equal(rounds[0], rounds[1]) and not np.array_equal(rounds[1], rounds[2])
-    for negatives in rounds:  # never the gold id
-        gold_positions = {int(i) for i in trainer.data.gold}
+    for negatives in rounds:  # never the gold id, two different documents per row
         ids = trainer.data.document_ids[negatives]
-        assert not (ids == trainer.data.gold[:, None]).any() and gold_positions
+        assert not (ids == trainer.data.gold[:, None]).any()
+        assert (negatives[:, 0] != negatives[:, 1]).all()
 
     history = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1, 2, 3]
@@ -225,3 +225,34 @@ def test_generated_rows_need_their_source_column(sample, tmp_path) -> None:
     config.train.extra_train_files = [str(extra)]
     with pytest.raises(DataError, match="generated.csv, header, column SourceQuestionId"):
         prepare_data(CompetitionData(sample), config)
+
+
+def test_negatives_take_the_rounds_text_of_each_misconception(sample, tiny_model, tmp_path) -> None:
+    """With paraphrased names, a misconception has one text per round: when its paraphrase is
+    a row's positive, its original name must not be another row's negative in that round
+    (the no-duplicates sampler compares texts, so that would be a false negative)."""
+    config = tiny_config(tiny_model, n_negatives=2)
+    training = RetrieverTraining(CompetitionData(sample), tmp_path / "out", config)
+    data = training.data
+    data.variants = {int(i): [f"paraphrase of {i}"] for i in data.document_ids}
+    negatives = np.stack([np.arange(len(data.gold)), np.arange(len(data.gold)) + 1], axis=1)
+    for round_index in range(3):
+        texts = data.round_texts(round_index, config.train.seed)
+        chosen = {int(i): text for i, text in zip(data.document_ids, texts)}
+        rows = training.dataset(negatives, round_index)
+        assert rows["positive"] == [chosen[int(g)] for g in data.gold]
+        for column in ("negative_1", "negative_2"):
+            ids = data.document_ids[negatives[:, int(column[-1]) - 1]]
+            assert rows[column] == [chosen[int(i)] for i in ids]
+        assert any(text.startswith("paraphrase of") for text in texts)
+        assert any(not text.startswith("paraphrase of") for text in texts)
+
+
+def test_top_k_other_than_25_trains_and_reports_its_own_key(sample, tiny_model, tmp_path) -> None:
+    config = tiny_config(tiny_model, epochs=1, n_negatives=0)
+    config.retrieval.top_k = 50
+    training = RetrieverTraining(CompetitionData(sample), tmp_path / "out", config)
+    training.run()
+    assert [h["epoch"] for h in training.history] == [0, 1]
+    assert all("map@50" in h and "map@25" not in h for h in training.history)
+    assert (tmp_path / "out" / "training_curves.png").exists()

@@ -11,10 +11,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import openai
-
 from eedi_utils.config import ConfigError, GenerateConfig
+from eedi_utils.extras import require
 from eedi_utils.text import Messages
+
+openai = require("openai", "LLM data generation (eedi paraphrase, eedi synthesize)")
 
 
 @dataclass(frozen=True)

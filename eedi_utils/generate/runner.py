@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import openai
 from tqdm.auto import tqdm
 
 from eedi_utils.config import GenerateConfig
+from eedi_utils.extras import require
 from eedi_utils.generate.cache import JsonlCache
 from eedi_utils.generate.client import ChatClient, Completion, CostMeter
 from eedi_utils.text import Messages
+
+openai = require("openai", "LLM data generation (eedi paraphrase, eedi synthesize)")
 
 Ask = Callable[..., Awaitable[str]]
 """ask(messages, schema=None, model=None) -> the answer's text."""

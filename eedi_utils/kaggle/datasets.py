@@ -35,10 +35,16 @@ def _pip(args: Sequence[str]) -> None:
         raise RuntimeError(f"pip {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
 
 
+BOOTSTRAP = "kaggle_bootstrap.py"
+"""The notebooks' offline set-up script, shipped in the code dataset (notebooks/ holds it)."""
+
+
 def build_code_dataset(folder: Path, project: Path, config_file: Path | None) -> Path:
-    """This package as a wheel, plus the run's config as eedi-kit.toml (found by the kernels)."""
+    """This package as a wheel, the notebooks' bootstrap script, and the run's config as
+    eedi-kit.toml (found by the kernels)."""
     folder.mkdir(parents=True, exist_ok=True)
     _pip(["wheel", "--no-deps", "--wheel-dir", str(folder), str(project)])
+    shutil.copyfile(project / "notebooks" / BOOTSTRAP, folder / BOOTSTRAP)
     if config_file is not None:
         shutil.copyfile(config_file, folder / CONFIG_FILE_NAME)
     return folder

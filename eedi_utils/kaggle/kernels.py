@@ -7,12 +7,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jupytext
-import nbformat
-
 from eedi_utils.config import KitConfig
+from eedi_utils.extras import require
 from eedi_utils.inputs import COMPETITION
 from eedi_utils.kaggle.datasets import DATASET_KINDS, dataset_slugs, datasets_in_use
+
+jupytext = require("jupytext", "building a kernel notebook")
+nbformat = require("nbformat", "building a kernel notebook")
 
 METADATA_FILE = "kernel-metadata.json"
 MACHINE_SHAPE = "NvidiaTeslaT4"

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from eedi_utils.config import RerankConfig
+from eedi_utils.extras import require
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.rerank.backends import LLMBackend, TransformersBackend
 from eedi_utils.rerank.scoring import hypotheses, rerank
@@ -41,13 +42,9 @@ def load_backend(config: RerankConfig) -> LLMBackend:
         raise ValueError("[rerank] model is empty: name a causal LM folder")
     path = resolve_input_path(config.model)
     if backend_name(config) == "vllm":
-        try:
-            from eedi_utils.rerank.vllm import VllmBackend
-        except ImportError as err:
-            raise RuntimeError(
-                f"[rerank] backend vllm needs the vllm package ({err}): on Kaggle add "
-                "'vllm==<version>' to [kaggle] wheel_requirements, or set backend = 'transformers'"
-            ) from err
+        require("vllm", "[rerank] backend 'vllm' (or set backend = 'transformers')")
+        from eedi_utils.rerank.vllm import VllmBackend
+
         return VllmBackend(path, config)
     return TransformersBackend(path, config)
 

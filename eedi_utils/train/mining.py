@@ -48,22 +48,16 @@ def mine_negatives(
         is_gold = document_ids[None, :] == gold[begin : begin + chunk, None]
         gold_score = similarity.masked_fill(~is_gold, float("-inf")).max(dim=1).values
         similarity = similarity.masked_fill(is_gold, float("-inf"))
+        by_rank = similarity.argsort(dim=1, descending=True)  # gold last, margin not applied
         if margin is not None:
             too_close = similarity > (gold_score - margin)[:, None]
-            similarity = similarity.masked_fill(too_close & ~is_gold, float("-inf"))
-        order = similarity.argsort(dim=1, descending=True)
-        valid = similarity.gather(1, order) > float("-inf")
-        for row in range(order.shape[0]):
-            window = order[row][valid[row]].numpy()[start - 1 : stop]
-            if len(window) < n_negatives:
-                window = fallback(order[row], is_gold[row], stop, n_negatives)
+            similarity = similarity.masked_fill(too_close, float("-inf"))
+        for row in range(by_rank.shape[0]):
+            ranked = by_rank[row][~is_gold[row][by_rank[row]]].numpy()
+            kept = ranked[similarity[row][ranked].numpy() > float("-inf")]
+            window = kept[start - 1 : stop]
+            if len(window) < n_negatives:  # the ranks right after the range, margin ignored
+                after = min(stop, len(ranked) - n_negatives)
+                window = ranked[after : after + n_negatives]
             negatives[begin + row] = rng.choice(window, n_negatives, replace=False)
     return negatives
-
-
-def fallback(order: torch.Tensor, is_gold: torch.Tensor, stop: int, n_negatives: int) -> np.ndarray:
-    """`n_negatives` non-gold documents ranked right after rank `stop` (the last ones when the
-    ranking ends first), ignoring the margin."""
-    ranked = order[~is_gold[order]].numpy()
-    begin = min(stop, len(ranked) - n_negatives)
-    return ranked[begin : begin + n_negatives]

@@ -1,0 +1,47 @@
+"""The notebooks' offline set-up (notebooks/kaggle_bootstrap.py): every attached wheel pinned
+to its file's version, and a clear failure when no wheel is attached."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+BOOTSTRAP = runpy.run_path(
+    str(Path(__file__).resolve().parents[1] / "notebooks" / "kaggle_bootstrap.py")
+)
+
+
+def touch_wheels(folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).write_bytes(b"")
+
+
+def test_each_wheel_is_pinned_to_its_file_version_in_every_input_layout(tmp_path) -> None:
+    inputs = tmp_path / "input"
+    touch_wheels(inputs / "eedi-kit-code", ["eedi_kit-0.1.0-py3-none-any.whl"])
+    touch_wheels(
+        inputs / "datasets" / "bob" / "eedi-kit-wheels",
+        [
+            "transformers-5.19.0-py3-none-any.whl",
+            "sentence_transformers-6.2.0-py3-none-any.whl",
+            "peft-0.9.0-py3-none-any.whl",
+            "peft-0.21.2-py3-none-any.whl",
+        ],
+    )
+    folders = BOOTSTRAP["wheel_folders"](inputs)
+    assert [f.name for f in folders] == ["eedi-kit-wheels", "eedi-kit-code"]
+    assert BOOTSTRAP["wheel_pins"](folders) == [
+        "eedi-kit==0.1.0",
+        "peft==0.21.2",  # the highest version, compared as numbers
+        "sentence-transformers==6.2.0",
+        "transformers==5.19.0",
+    ]
+
+
+def test_no_wheels_attached_is_a_clear_error(tmp_path) -> None:
+    (tmp_path / "input" / "some-model").mkdir(parents=True)
+    with pytest.raises(RuntimeError, match="no wheels under .*attach the code and wheels"):
+        BOOTSTRAP["install"](tmp_path / "input")
