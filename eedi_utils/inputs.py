@@ -13,6 +13,8 @@ DATA_DIR_VARIABLE = "EEDI_DATA_DIR"
 CONFIG_VARIABLE = "EEDI_CONFIG"
 RERUN_VARIABLE = "KAGGLE_IS_COMPETITION_RERUN"
 ROOT_VARIABLE = "EEDI_KAGGLE_ROOT"
+KERNEL_VARIABLE = "KAGGLE_KERNEL_RUN_TYPE"
+"""Set by Kaggle inside every kernel: there, the bundled sample is never a fall-back."""
 CONFIG_FILE_NAME = "eedi-kit.toml"
 """The run's config inside the code dataset, found by the kernels without a variable."""
 
@@ -44,14 +46,23 @@ def sample_dir() -> Path:
     return Path(str(resources.files("eedi_utils") / "sample"))
 
 
+def competition_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where Kaggle may mount the competition data: `input/competitions/<slug>` (kernels
+    pushed with the kaggle CLI), `input/<slug>` (older notebooks)."""
+    inputs = kaggle_input(environ)
+    return [inputs / "competitions" / COMPETITION, inputs / COMPETITION]
+
+
 def resolve_data_dir(
     explicit: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> DataSource:
-    """First of: `explicit`, $EEDI_DATA_DIR, the Kaggle competition input, the bundled sample.
+    """First of: `explicit`, $EEDI_DATA_DIR, the Kaggle competition input (either layout),
+    the bundled sample.
 
     A folder that is named explicitly (argument or variable) but missing is an error, never a
-    silent fall-back to other data.
+    silent fall-back to other data; so is a Kaggle kernel without the competition data (the
+    commit run would look green on the sample and the scoring rerun would fail).
     """
     environ = os.environ if environ is None else environ
     for value, origin in (
@@ -63,9 +74,16 @@ def resolve_data_dir(
             if not path.is_dir():
                 raise FileNotFoundError(f"data folder from {origin} not found: {path}")
             return DataSource(path, origin)
-    kaggle = kaggle_input(environ) / COMPETITION
-    if kaggle.is_dir():
-        return DataSource(kaggle, "Kaggle competition input")
+    tried = competition_dirs(environ)
+    for folder in tried:
+        if folder.is_dir():
+            return DataSource(folder, "Kaggle competition input")
+    if environ.get(KERNEL_VARIABLE):
+        raise FileNotFoundError(
+            "inside a Kaggle kernel but the competition data is not attached; looked in "
+            + ", ".join(str(f) for f in tried)
+            + f" (add {COMPETITION} to the kernel's competition_sources)"
+        )
     return DataSource(sample_dir(), "bundled sample")
 
 

@@ -82,6 +82,10 @@ def test_each_broken_rule_is_reported(tmp_path: Path) -> None:
         assert any(message in p for p in problems), (key, problems)
     missing = {k: v for k, v in good.items() if k != "enable_internet"}
     assert any("enable_internet" in p for p in metadata_problems(missing))
+    # version-pinned sources are valid (kaggle CLI, kaggle_api_extended.validate_dataset_string;
+    # docs/kaggle-cli.md, item 8)
+    pinned = {**good, "dataset_sources": ["alice/eedi-kit-model/3", "alice/eedi-kit-wheels"]}
+    assert metadata_problems(pinned) == []
     assert any("not in" in p for p in metadata_problems(good, tmp_path))
 
 

@@ -30,6 +30,23 @@ def test_resolution_order(tmp_path) -> None:
     assert (fallback.path / "test.csv").exists()
 
 
+def test_competition_data_is_found_where_the_kaggle_cli_mounts_it(tmp_path) -> None:
+    """Kernels pushed with the kaggle CLI get the competition at input/competitions/<slug>/."""
+    mounted = tmp_path / "kaggle" / "input" / "competitions" / COMPETITION
+    mounted.mkdir(parents=True)
+    found = resolve_data_dir(None, {"EEDI_KAGGLE_ROOT": str(tmp_path / "kaggle")})
+    assert found.path == mounted and found.origin == "Kaggle competition input"
+
+
+def test_inside_a_kernel_the_sample_is_never_used(tmp_path) -> None:
+    environ = {"EEDI_KAGGLE_ROOT": str(tmp_path / "kaggle"), "KAGGLE_KERNEL_RUN_TYPE": "Batch"}
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_data_dir(None, environ)
+    message = str(err.value)
+    assert f"input/competitions/{COMPETITION}" in message and f"input/{COMPETITION}" in message
+    assert "competition_sources" in message
+
+
 def test_named_but_missing_folder_is_an_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="from --data-dir not found"):
         resolve_data_dir(tmp_path / "missing", {})

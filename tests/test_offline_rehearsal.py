@@ -72,7 +72,7 @@ def kaggle_tree(tmp_path: Path, sample: Path, tiny_model: Path, code_wheel: Path
     """/kaggle: the competition data, the code dataset (wheel + config), the model dataset."""
     root = tmp_path / "kaggle"
     inputs = root / "input"
-    shutil.copytree(sample, inputs / COMPETITION)
+    shutil.copytree(sample, inputs / "competitions" / COMPETITION)  # as the CLI mounts it
     code = inputs / "eedi-kit-code"
     code.mkdir(parents=True)
     shutil.copy(code_wheel, code)
@@ -107,6 +107,7 @@ def test_inference_notebook_runs_offline_in_a_kaggle_tree(
         if k not in ("EEDI_DATA_DIR", "EEDI_CONFIG", "KAGGLE_IS_COMPETITION_RERUN", "VIRTUAL_ENV")
     }
     env.update(JUPYTER_PATH=str(kaggle_image), EEDI_KAGGLE_ROOT=str(kaggle_tree))
+    env["KAGGLE_KERNEL_RUN_TYPE"] = "Batch"  # set by Kaggle in every kernel
     if rerun:
         env["KAGGLE_IS_COMPETITION_RERUN"] = "1"
     execute = Path(sys.executable).parent / "jupyter-execute"
@@ -133,6 +134,7 @@ def test_inference_notebook_runs_offline_in_a_kaggle_tree(
         for o in c.get("outputs", [])
     )
     assert re.search(r"Successfully installed .*eedi[-_]kit-", printed)  # the wheel, --no-index
-    assert f"data: {kaggle_tree / 'input' / COMPETITION} (Kaggle competition input)" in printed
+    mounted = kaggle_tree / "input" / "competitions" / COMPETITION
+    assert f"data: {mounted} (Kaggle competition input)" in printed
     assert ('"map@25"' in printed) is not rerun  # the CV report only on the commit run
     assert_valid_submission(working / "submission.csv", sample)

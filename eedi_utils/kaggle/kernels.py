@@ -97,9 +97,11 @@ def metadata_problems(meta: dict[str, Any], folder: Path | None = None) -> list[
         problems.append(f"id must be '<user>/{slugify(title)}' (the title's slug): {kernel_id!r}")
     if COMPETITION not in meta.get("competition_sources", []):
         problems.append(f"competition_sources must include {COMPETITION!r}")
-    for source in meta.get("dataset_sources", []):
-        if not re.fullmatch(r"[\w-]+/[a-z0-9-]{6,50}", source):
-            problems.append(f"dataset source must be '<owner>/<slug of 6-50>': {source!r}")
+    for source in meta.get("dataset_sources", []):  # kaggle CLI: validate_dataset_string
+        if not re.fullmatch(r"[\w-]+/[a-z0-9-]{6,50}(/\d+)?", source):
+            problems.append(
+                f"dataset source must be '<owner>/<slug of 6-50>[/<version>]': {source!r}"
+            )
     code_file = str(meta.get("code_file", ""))
     if not code_file.endswith(".ipynb"):
         problems.append(f"code_file must be the built .ipynb: {code_file!r}")
