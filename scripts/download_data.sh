@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Download the competition data into data/ (or $1) with the kaggle CLI. Needs Kaggle
-# credentials ($KAGGLE_API_TOKEN, $KAGGLE_USERNAME + $KAGGLE_KEY, or ~/.kaggle/kaggle.json) and
+# Download the competition data into data/ (or $1) with the kaggle CLI. Needs credentials the
+# CLI accepts (kaggle auth login, $KAGGLE_API_TOKEN, ~/.kaggle/access_token, kaggle.json) and
 # the competition's rules accepted on kaggle.com.
 set -euo pipefail
 competition=eedi-mining-misconceptions-in-mathematics

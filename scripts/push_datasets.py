@@ -3,8 +3,9 @@
     python scripts/push_datasets.py --config kit.toml [--only code wheels] [--build-only]
 
 `kaggle datasets create` the first time, `kaggle datasets version` after, always keeping
-subfolders. The model and data datasets exist only when the config names models
-([retrieval] models) or generated rows ([train] extra_train_files).
+subfolders; then it waits until Kaggle has processed each upload (`kaggle datasets status`
+says ready), so a kernel pushed next can attach them. The model and data datasets exist only
+when the config names models ([retrieval] models) or generated rows ([train] extra_train_files).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 from eedi_utils.config import load_config
-from eedi_utils.kaggle.cli import exit_status, push_dataset, script_user
+from eedi_utils.kaggle.cli import exit_status, push_dataset, username, wait_for_dataset
 from eedi_utils.kaggle.datasets import (
     DATASET_KINDS,
     build_dataset,
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-dir", type=Path, default=PROJECT / "build" / "datasets")
     parser.add_argument("--message", default="eedi-kit update", help="version notes")
     parser.add_argument("--build-only", action="store_true", help="build, do not push")
+    parser.add_argument("--no-wait", action="store_true", help="do not wait for processing")
+    parser.add_argument("--poll-seconds", type=float, default=10.0)
+    parser.add_argument("--timeout-minutes", type=float, default=30.0)
     args = parser.parse_args(argv)
 
     return exit_status(lambda: push(args))
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 def push(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     in_use = datasets_in_use(config)
-    user = script_user(args.user, config.kaggle.username, pushing=not args.build_only)
+    user = username(args.user or config.kaggle.username)
     for kind in args.only or list(in_use):
         if kind not in in_use:
             print(f"{kind}: this config has nothing for it, skipped")
@@ -50,8 +54,11 @@ def push(args: argparse.Namespace) -> None:
         folder = build_dataset(kind, args.build_dir / in_use[kind], config, PROJECT, args.config)
         write_dataset_metadata(folder, dataset_id)
         print(f"{kind}: built {folder}")
-        if not args.build_only:
-            print(push_dataset(folder, dataset_id, args.message).strip())
+        if args.build_only:
+            continue
+        print(push_dataset(folder, dataset_id, args.message).strip())
+        if not args.no_wait:
+            wait_for_dataset(dataset_id, args.poll_seconds, args.timeout_minutes * 60)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 The notebook is built from notebooks/<name>.py (py:percent -> ipynb, no outputs) next to the
 metadata rendered from kernel-metadata/<name>/. After the push the script polls the kernel's
 status until it completes or fails (printing Kaggle's failure message), then downloads the
-output files and the log into <build-dir>/<name>/output.
+output files and the log into <build-dir>/<name>/output. The version the push reports is
+recorded in <build-dir>/<name>/pushed.json, which scripts/submit.py submits by default.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from eedi_utils.kaggle.cli import (
     exit_status,
     fetch_output,
     push_kernel,
-    script_user,
+    username,
     wait_for_kernel,
 )
-from eedi_utils.kaggle.kernels import build_kernel, kernel_id
+from eedi_utils.kaggle.kernels import build_kernel, kernel_id, record_push
 
 PROJECT = Path(__file__).resolve().parents[1]
 KERNELS = sorted(p.parent.name for p in (PROJECT / "kernel-metadata").glob("*/*.json"))
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_and_push(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    user = script_user(args.user, config.kaggle.username, pushing=not args.build_only)
+    user = username(args.user or config.kaggle.username)
     folder = build_kernel(
         PROJECT / "kernel-metadata" / args.kernel,
         PROJECT / "notebooks",
@@ -56,10 +57,11 @@ def build_and_push(args: argparse.Namespace) -> None:
     print(f"built {folder}")
     if args.build_only:
         return
-    print(push_kernel(folder).strip())
+    kernel = kernel_id(folder)
+    version = push_kernel(folder)
+    print(f"pushed {kernel} version {version} (recorded in {record_push(folder, version)})")
     if args.no_wait:
         return
-    kernel = kernel_id(folder)
     wait_for_kernel(kernel, args.poll_seconds, args.timeout_hours * 3600)
     for path in fetch_output(kernel, folder / "output"):
         print(f"output: {path}")

@@ -2,7 +2,8 @@
 
     python scripts/submit.py [--kernel inference] [--version 3] [--message "..."]
 
-Kaggle reruns that kernel version on the hidden test set and scores its submission.csv.
+Kaggle reruns that kernel version on the hidden test set and scores its submission.csv. A code
+competition needs the version: by default the one scripts/push_kernel.py recorded last.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import sys
 from pathlib import Path
 
 from eedi_utils.config import load_config
-from eedi_utils.kaggle.cli import exit_status, script_user, submit
-from eedi_utils.kaggle.kernels import METADATA_FILE, render_metadata
+from eedi_utils.kaggle.cli import exit_status, submit, username
+from eedi_utils.kaggle.kernels import METADATA_FILE, pushed_version, render_metadata
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,10 @@ PROJECT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kernel", default="inference", help="folder in kernel-metadata/")
-    parser.add_argument("--version", type=int, help="kernel version; default: the latest")
+    parser.add_argument(
+        "--version", type=int, help="kernel version; default: the one push_kernel.py recorded"
+    )
+    parser.add_argument("--build-dir", type=Path, default=PROJECT / "build" / "kernels")
     parser.add_argument("--message", default="eedi-kit submission")
     parser.add_argument("--file", default="submission.csv", help="output file of the kernel")
     parser.add_argument("--config", type=Path, help="the run's TOML config")
@@ -33,10 +37,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def submit_kernel(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    user = script_user(args.user, config.kaggle.username, pushing=True)
+    user = username(args.user or config.kaggle.username)
     template = PROJECT / "kernel-metadata" / args.kernel / METADATA_FILE
     kernel = render_metadata(template, user, config)["id"]
-    print(submit(kernel, args.version, args.message, args.file).strip())
+    version = args.version or pushed_version(args.build_dir / args.kernel, kernel)
+    print(f"submitting {kernel} version {version}")
+    print(submit(kernel, version, args.message, args.file).strip())
 
 
 if __name__ == "__main__":

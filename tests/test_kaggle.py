@@ -16,7 +16,6 @@ import pytest
 
 from eedi_utils.config import KitConfig, config_from_dict
 from eedi_utils.inputs import COMPETITION
-from eedi_utils.kaggle.cli import KaggleError, credentials_source, username
 from eedi_utils.kaggle.datasets import build_wheels_dataset, download_command, pinned
 from eedi_utils.kaggle.kernels import (
     build_notebook,
@@ -110,23 +109,6 @@ def test_built_notebook_is_valid_and_holds_exactly_the_py_code(name: str, tmp_pa
     assert "kaggle_bootstrap.py" in code[1] and "runpy.run_path" in code[1]  # offline set-up
 
 
-def test_credentials_in_each_form_and_the_message_without_any(tmp_path: Path) -> None:
-    with pytest.raises(KaggleError) as err:
-        credentials_source({}, tmp_path)
-    for looked_for in ("$KAGGLE_API_TOKEN", "$KAGGLE_USERNAME", "$KAGGLE_KEY", "kaggle.json"):
-        assert looked_for in str(err.value)
-    assert credentials_source({"KAGGLE_API_TOKEN": "t"}, tmp_path) == "$KAGGLE_API_TOKEN"
-    pair = {"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}
-    assert credentials_source(pair, tmp_path).startswith("$KAGGLE_USERNAME")
-    with pytest.raises(KaggleError):  # half of the pair is not credentials
-        credentials_source({"KAGGLE_USERNAME": "u"}, tmp_path)
-    (tmp_path / ".kaggle").mkdir()
-    (tmp_path / ".kaggle" / "kaggle.json").write_text('{"username": "carol", "key": "k"}')
-    assert credentials_source({}, tmp_path).endswith("kaggle.json")
-    assert username("", {}, tmp_path) == "carol"
-    assert username("dave", pair, tmp_path) == "dave" and username("", pair, tmp_path) == "u"
-
-
 def test_wheel_pins_follow_this_environment() -> None:
     import numpy
 
@@ -194,25 +176,73 @@ def calls(state: Path) -> list[dict]:
 
 
 CREDENTIALS = {"KAGGLE_USERNAME": "alice", "KAGGLE_KEY": "secret"}
+"""The legacy pair; every form the real CLI accepts is tried in test_each_credential_form."""
 
 
-@pytest.mark.parametrize(
-    "script,args",
-    [
+def test_scripts_without_credentials_relay_what_the_cli_says(tmp_path, fake_kaggle) -> None:
+    """The CLI prints its authentication help and exits 1 (docs/kaggle-cli.md §7)."""
+    for script, args in [
         ("download_data.sh", []),
         ("push_datasets.py", []),
         ("push_kernel.py", ["inference"]),
         ("submit.py", []),
-    ],
+    ]:
+        result = run_script(script, args, tmp_path)
+        assert result.returncode == 2, (script, result.stderr)
+        for named in ("kaggle auth login", "$KAGGLE_API_TOKEN", "access_token", "kaggle.json"):
+            assert named in result.stderr, (script, named)
+    assert {c["exit"] for c in calls(fake_kaggle)} == {1}  # the CLI decided, not the kit
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["token", "token-file", "access-token", "config-dir", "xdg-config", "legacy-pair", "oauth"],
 )
-def test_scripts_without_credentials_say_what_they_looked_for(
-    script, args, tmp_path, fake_kaggle
-) -> None:
-    result = run_script(script, args, tmp_path)
-    assert result.returncode == 2
-    for looked_for in ("$KAGGLE_API_TOKEN", "$KAGGLE_USERNAME", "$KAGGLE_KEY", "kaggle.json"):
-        assert looked_for in result.stderr
-    assert calls(fake_kaggle) == []
+def test_each_credential_form_the_cli_accepts_is_accepted(form, tmp_path, fake_kaggle) -> None:
+    """EXT:KaggleApi.authenticate's order (docs/kaggle-cli.md §7); the user comes from
+    `kaggle config view`."""
+    home = tmp_path / "home"
+    env: dict[str, str] = {"FAKE_KAGGLE_TOKEN_USER": "tina"}
+    user = "tina"
+    if form == "token":
+        env["KAGGLE_API_TOKEN"] = "KGAT_123"
+    elif form == "token-file":
+        (tmp_path / "token").write_text("KGAT_123")
+        env["KAGGLE_API_TOKEN"] = str(tmp_path / "token")
+    elif form == "access-token":
+        (home / ".kaggle").mkdir(parents=True)
+        (home / ".kaggle" / "access_token").write_text("KGAT_123")
+    elif form in ("config-dir", "xdg-config"):
+        folder = tmp_path / "conf" if form == "config-dir" else home / ".config" / "kaggle"
+        folder.mkdir(parents=True)
+        (folder / "kaggle.json").write_text('{"username": "carol", "key": "k"}')
+        if form == "config-dir":
+            env["KAGGLE_CONFIG_DIR"] = str(folder)
+        user = "carol"
+    elif form == "legacy-pair":
+        env.update(CREDENTIALS)
+        user = "alice"
+    else:
+        (home / ".kaggle").mkdir(parents=True)
+        (home / ".kaggle" / "credentials.json").write_text('{"username": "olga"}')
+        user = "olga"
+    result = run_module("eedi_utils.kaggle.cli", tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"kaggle user: {user}"
+
+
+def run_module(module: str, tmp_path: Path, **env: str):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and k != "HOME"}
+    (tmp_path / "home").mkdir(exist_ok=True)
+    environ.update(
+        PATH=f"{tmp_path / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        HOME=str(tmp_path / "home"),
+        FAKE_KAGGLE_DIR=str(tmp_path / "kaggle-state"),
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", module], env=environ, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_download_data_unpacks_the_competition_files(tmp_path, fake_kaggle, sample) -> None:
@@ -230,9 +260,10 @@ def test_download_data_unpacks_the_competition_files(tmp_path, fake_kaggle, samp
     assert not list((tmp_path / "data").glob("*.zip"))
 
 
-def test_push_datasets_creates_then_versions_keeping_subfolders(
+def test_push_datasets_creates_then_versions_keeping_subfolders_and_waits_until_ready(
     tmp_path, fake_kaggle, tiny_model, sample
 ) -> None:
+    """Uploads are processed after the CLI returns (docs/kaggle-cli.md §4, §5)."""
     model = tmp_path / "runs" / "minilm-ft"
     shutil.copytree(tiny_model, model)
     (model / "checkpoints" / "checkpoint-9").mkdir(parents=True)
@@ -242,18 +273,39 @@ def test_push_datasets_creates_then_versions_keeping_subfolders(
     config.write_text(
         f'[retrieval]\nmodels = ["{model}"]\n[train]\nextra_train_files = ["{extra}"]\n'
     )
-    args = ["--config", str(config), "--only", "model", "data"]
+    (fake_kaggle / "dataset_statuses.txt").write_text("blobs_received\nblobs_decompressed\nready")
+    args = ["--config", str(config), "--only", "model", "data", "--poll-seconds", "0"]
     first = run_script("push_datasets.py", args, tmp_path, **CREDENTIALS)
     assert first.returncode == 0, first.stderr
     second = run_script("push_datasets.py", args, tmp_path, **CREDENTIALS)
     assert second.returncode == 0, second.stderr
+    made = [c["args"][1] for c in calls(fake_kaggle) if c["args"][0] == "datasets"]
+    waited = ["status"] * 3  # blobs_received, blobs_decompressed, ready
+    assert made == ["status", "create", *waited] * 2 + ["status", "version", *waited] * 2
     uploads = [c for c in calls(fake_kaggle) if c["args"][1] in ("create", "version")]
-    assert [c["args"][1] for c in uploads] == ["create", "create", "version", "version"]
-    model_upload = uploads[0]
-    assert model_upload["meta"]["id"] == "alice/eedi-kit-model"
-    assert "minilm-ft/1_Pooling/config.json" in model_upload["files"]  # subfolders kept
-    assert not any("checkpoints" in f for f in model_upload["files"])  # training state left out
-    assert uploads[1]["files"] == ["dataset-metadata.json", "train.csv"]
+    assert uploads[0]["meta"]["id"] == "alice/eedi-kit-model"
+    assert uploads[0]["files"] == ["minilm-ft.zip"]  # the folder kept, as one archive
+    assert uploads[1]["files"] == ["train.csv"]
+    assert "alice/eedi-kit-model: ready" in first.stdout
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        ("dataset_error.txt", "Dataset creation error: Maximum dataset size exceeded"),
+        ("dataset_statuses.txt", "could not process dataset alice/eedi-kit-code: failed"),
+    ],
+)
+def test_push_datasets_fails_on_errors_the_cli_exits_0_with(
+    scenario, message, tmp_path, fake_kaggle
+) -> None:
+    text = {"dataset_error.txt": "Maximum dataset size exceeded", "dataset_statuses.txt": "failed"}
+    (fake_kaggle / scenario).write_text(text[scenario])
+    result = run_script(
+        "push_datasets.py", ["--only", "code", "--poll-seconds", "0"], tmp_path, **CREDENTIALS
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
 
 
 def test_push_datasets_builds_the_code_wheel_and_ships_the_config(tmp_path, fake_kaggle) -> None:
@@ -261,19 +313,47 @@ def test_push_datasets_builds_the_code_wheel_and_ships_the_config(tmp_path, fake
     config.write_text('[kaggle]\nusername = "erin"\n')
     result = run_script(
         "push_datasets.py",
-        ["--config", str(config), "--only", "code"],
+        ["--config", str(config), "--only", "code", "--no-wait"],
         tmp_path,
         KAGGLE_API_TOKEN="t",
     )
     assert result.returncode == 0, result.stderr
-    (upload,) = calls(fake_kaggle)[1:]
+    (upload,) = [c for c in calls(fake_kaggle) if c["args"][1] == "create"]
     assert upload["meta"]["id"] == "erin/eedi-kit-code"
     assert "eedi-kit.toml" in upload["files"]
     assert "kaggle_bootstrap.py" in upload["files"]  # the notebooks' offline set-up
     assert any(f.startswith("eedi_kit-") and f.endswith(".whl") for f in upload["files"])
 
 
+def ready_datasets(state: Path, *ids: str) -> None:
+    (state / "datasets.json").write_text(json.dumps({i: ["ready"] for i in ids}))
+
+
+INFERENCE_SOURCES = ("alice/eedi-kit-code", "alice/eedi-kit-wheels")
+
+
+def test_push_kernel_waits_past_the_previous_versions_status(tmp_path, fake_kaggle) -> None:
+    """The first status after a push may be the previous run's (docs/kaggle-cli.md §2: no
+    version is shown): that stale 'complete' must not end the wait."""
+    ready_datasets(fake_kaggle, *INFERENCE_SOURCES)
+    (fake_kaggle / "kernels.json").write_text('{"alice/eedi-kit-inference": 2}')
+    (fake_kaggle / "statuses.txt").write_text("complete\nqueued\nrunning\nerror|CUDA OOM")
+    build = tmp_path / "k"
+    result = run_script(
+        "push_kernel.py",
+        ["inference", "--poll-seconds", "0", "--build-dir", str(build)],
+        tmp_path,
+        **CREDENTIALS,
+    )
+    assert result.returncode == 2
+    assert "ended with status error: CUDA OOM" in result.stderr
+    made = [c["args"][:2] for c in calls(fake_kaggle) if c["args"][0] == "kernels"]
+    assert made == [["kernels", "push"]] + [["kernels", "status"]] * 4
+    assert json.loads((build / "inference" / "pushed.json").read_text())["version"] == 3
+
+
 def test_push_kernel_polls_until_complete_and_fetches_output(tmp_path, fake_kaggle) -> None:
+    ready_datasets(fake_kaggle, *INFERENCE_SOURCES)
     (fake_kaggle / "statuses.txt").write_text("queued\nrunning\ncomplete")
     build = tmp_path / "k"
     result = run_script(
@@ -283,34 +363,69 @@ def test_push_kernel_polls_until_complete_and_fetches_output(tmp_path, fake_kagg
         **CREDENTIALS,
     )
     assert result.returncode == 0, result.stderr
-    made = [c["args"][:2] for c in calls(fake_kaggle)]
+    made = [c["args"][:2] for c in calls(fake_kaggle) if c["args"][0] == "kernels"]
     assert made == [["kernels", "push"]] + [["kernels", "status"]] * 3 + [["kernels", "output"]]
-    pushed = calls(fake_kaggle)[0]
+    pushed = next(c for c in calls(fake_kaggle) if c["args"][:2] == ["kernels", "push"])
     assert pushed["meta"]["id"] == "alice/eedi-kit-inference"
-    assert pushed["files"] == ["inference.ipynb", "kernel-metadata.json"]
+    assert pushed["files"] == ["inference.ipynb"] and pushed["enable_internet"] is False
     output = build / "inference" / "output"
     assert sorted(p.name for p in output.iterdir()) == ["eedi-kit-inference.log", "submission.csv"]
-    assert "queued after 0 s" in result.stdout and "complete" in result.stdout
+    assert "version 1" in result.stdout and "complete after 0 s" in result.stdout
 
 
-def test_push_kernel_reports_kaggle_failure_message(tmp_path, fake_kaggle) -> None:
-    (fake_kaggle / "statuses.txt").write_text("running\nerror|CUDA out of memory")
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        (
+            "push_error.txt",
+            "Kernel push error: Maximum weekly GPU quota of 30.00 hours reached.",
+        ),
+        (None, "The following are not valid dataset sources and could not be added"),
+    ],
+)
+def test_push_kernel_fails_on_errors_the_cli_exits_0_with(
+    scenario, message, tmp_path, fake_kaggle
+) -> None:
+    """EXT:kernels_push_cli prints these and exits 0 (docs/kaggle-cli.md §1)."""
+    if scenario:
+        ready_datasets(fake_kaggle, *INFERENCE_SOURCES)
+        (fake_kaggle / scenario).write_text(message.split(": ", 1)[1])
+    else:
+        ready_datasets(fake_kaggle, "alice/eedi-kit-code")  # the wheels were never pushed
     result = run_script(
-        "push_kernel.py",
-        ["inference", "--poll-seconds", "0", "--build-dir", str(tmp_path / "k")],
-        tmp_path,
-        **CREDENTIALS,
+        "push_kernel.py", ["inference", "--build-dir", str(tmp_path / "k")], tmp_path, **CREDENTIALS
     )
     assert result.returncode == 2
-    assert "ended with status error: CUDA out of memory" in result.stderr
-    assert not any(c["args"][1] == "output" for c in calls(fake_kaggle))
+    assert message in result.stderr
+    assert not any(c["args"][1] == "status" for c in calls(fake_kaggle))
 
 
-def test_submit_names_the_kernel_version(tmp_path, fake_kaggle) -> None:
-    result = run_script("submit.py", ["--version", "3"], tmp_path, **CREDENTIALS)
+def test_submit_takes_the_version_push_kernel_recorded(tmp_path, fake_kaggle) -> None:
+    """A code competition needs -k with -v (docs/kaggle-cli.md §6)."""
+    ready_datasets(fake_kaggle, *INFERENCE_SOURCES)
+    (fake_kaggle / "kernels.json").write_text('{"alice/eedi-kit-inference": 6}')
+    build = ["--build-dir", str(tmp_path / "k")]
+    pushed = run_script(
+        "push_kernel.py", ["inference", "--no-wait", *build], tmp_path, **CREDENTIALS
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    result = run_script("submit.py", build, tmp_path, **CREDENTIALS)
     assert result.returncode == 0, result.stderr
-    (call,) = calls(fake_kaggle)
-    args = call["args"]
+    args = calls(fake_kaggle)[-1]["args"]
     assert args[:3] == ["competitions", "submit", COMPETITION]
     assert args[args.index("-k") + 1] == "alice/eedi-kit-inference"
-    assert args[args.index("-v") + 1] == "3" and args[args.index("-f") + 1] == "submission.csv"
+    assert args[args.index("-v") + 1] == "7" and args[args.index("-f") + 1] == "submission.csv"
+    assert "Successfully submitted to" in result.stdout
+    older = run_script("submit.py", [*build, "--version", "5"], tmp_path, **CREDENTIALS)
+    assert older.returncode == 0, older.stderr
+    args = calls(fake_kaggle)[-1]["args"]
+    assert args[args.index("-v") + 1] == "5"  # --version overrides the recorded one
+    unknown = run_script("submit.py", [*build, "--version", "9"], tmp_path, **CREDENTIALS)
+    assert unknown.returncode == 2 and "Could not find competition or notebook" in unknown.stderr
+
+
+def test_submit_without_a_recorded_push_says_how_to_get_one(tmp_path, fake_kaggle) -> None:
+    result = run_script("submit.py", ["--build-dir", str(tmp_path / "k")], tmp_path, **CREDENTIALS)
+    assert result.returncode == 2
+    assert "push the kernel with scripts/push_kernel.py first, or pass --version N" in result.stderr
+    assert not any(c["args"][0] == "competitions" for c in calls(fake_kaggle))

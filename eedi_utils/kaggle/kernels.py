@@ -127,3 +127,27 @@ def build_kernel(
 def kernel_id(folder: Path) -> str:
     """The id of a built kernel folder."""
     return str(json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))["id"])
+
+
+PUSHED_FILE = "pushed.json"
+
+
+def record_push(folder: Path, version: int) -> Path:
+    """Write the kernel id and the version a push reported beside the built kernel."""
+    path = folder / PUSHED_FILE
+    path.write_text(json.dumps({"id": kernel_id(folder), "version": version}))
+    return path
+
+
+def pushed_version(folder: Path, expected_id: str) -> int:
+    """The version last pushed from `folder` (its pushed.json), for the kernel `expected_id`."""
+    path = folder / PUSHED_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"no pushed version recorded in {path}: push the kernel with scripts/push_kernel.py "
+            "first, or pass --version N"
+        )
+    pushed = json.loads(path.read_text())
+    if pushed["id"] != expected_id:
+        raise ValueError(f"{path} records {pushed['id']}, not {expected_id}: pass --version N")
+    return int(pushed["version"])
