@@ -196,8 +196,8 @@ class KaggleConfig:
     username: str = field(
         default="",
         metadata={
-            "help": "Kaggle user owning datasets and kernels; empty: from the "
-            "credentials ($KAGGLE_USERNAME or kaggle.json)."
+            "help": "Kaggle user owning datasets and kernels; empty: the user the kaggle CLI "
+            "authenticates as (`kaggle config view`)."
         },
     )
     code_dataset: str = field(
@@ -243,7 +243,15 @@ class KaggleConfig:
         },
     )
     python_version: str = field(
-        default="3.11", metadata={"help": "Python of Kaggle's image, for pip download."}
+        default="3.12",
+        metadata={"help": "Python of Kaggle's image (3.12 since December 2025), for pip download."},
+    )
+    attach_vllm_wheels: bool = field(
+        default=False,
+        metadata={
+            "help": "Attach the output of the wheels kernel (notebooks/wheels.py: vLLM built on "
+            "Kaggle's image) to the inference and train kernels, for [rerank] backend vllm."
+        },
     )
     platforms: list[str] = field(
         default_factory=lambda: [

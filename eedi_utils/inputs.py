@@ -105,22 +105,32 @@ def _input_folders(environ: Mapping[str, str] | None) -> list[Path]:
     return sorted(p for pattern in ("*", "*/*", "*/*/*") for p in root.glob(pattern) if p.is_dir())
 
 
-def resolve_input_path(path: str | Path, environ: Mapping[str, str] | None = None) -> Path:
+def resolve_input_path(
+    path: str | Path, environ: Mapping[str, str] | None = None, dataset: str = ""
+) -> Path:
     """`path` if it exists here, else the Kaggle input entry of the same name.
 
     This is what lets one config serve both places: `models = ["runs/minilm-ft"]` is the local
-    folder, and on Kaggle the `minilm-ft` folder of the attached model dataset.
+    folder, and on Kaggle the `minilm-ft` folder of the attached model dataset. Entries inside
+    the dataset named `dataset` (its slug, in any input layout) come first; more than one
+    match is an error that lists them, never a silent pick (a data dataset's `train.csv` beside
+    the competition's).
     """
     path = Path(path)
     if path.exists():
         return path
-    for folder in _input_folders(environ):
-        candidate = folder / path.name
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(
-        f"{path} not found here, nor as {path.name!r} in any dataset under {kaggle_input(environ)}"
-    )
+    found = [f / path.name for f in _input_folders(environ) if (f / path.name).exists()]
+    preferred = [match for match in found if dataset and dataset in match.parent.parts]
+    matches = preferred or found
+    if len(matches) > 1:
+        listed = ", ".join(str(m) for m in matches)
+        raise FileExistsError(f"{path.name!r} is in several Kaggle inputs: {listed}; name one")
+    if not matches:
+        where = f"dataset {dataset!r} nor any other" if dataset else "any dataset"
+        raise FileNotFoundError(
+            f"{path} not found here, nor as {path.name!r} in {where} under {kaggle_input(environ)}"
+        )
+    return matches[0]
 
 
 def config_file(environ: Mapping[str, str] | None = None) -> Path | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ from eedi_utils.text import misconception_texts, query_texts
 
 ModelPaths = Sequence[str | Path | None]
 HYPOTHESIS_PREFIX = "Likely misconception: "
+RESOLVED_CONFIG = "resolved_config.json"
+"""What `eedi train` writes beside the model: the full config it trained with."""
 
 
 def _model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Path | None]:
@@ -28,7 +32,51 @@ def _model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Pat
     A folder that is not here is looked up by name in the Kaggle inputs.
     """
     chosen = list(models or config.retrieval.models or [None])
-    return [None if path is None else resolve_input_path(path) for path in chosen]
+    dataset = config.kaggle.model_dataset
+    return [None if p is None else resolve_input_path(p, dataset=dataset) for p in chosen]
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The fold to score a trained model on (None: there is none) and why."""
+
+    fold: int | None
+    folds: int
+    seed: int
+    reason: str
+
+
+def held_out_fold(models: ModelPaths | None, config: KitConfig) -> HeldOut:
+    """The fold that the retrieval models did not train on, from the resolved_config.json
+    that `eedi train` leaves in each model folder; a model trained on every row has none."""
+    evaluate = config.evaluate
+    trained = [
+        json.loads((Path(path) / RESOLVED_CONFIG).read_text())
+        for path in _model_paths(models, config)
+        if path is not None and (Path(path) / RESOLVED_CONFIG).is_file()
+    ]
+    if not trained:
+        return HeldOut(0, evaluate.folds, evaluate.seed, "no fine-tuned model: fold 0 scored")
+    splits = {
+        (c["train"]["val_fold"], c["evaluate"]["folds"], c["evaluate"]["seed"]) for c in trained
+    }
+    if len(splits) > 1:
+        return HeldOut(
+            None,
+            evaluate.folds,
+            evaluate.seed,
+            f"the models held out different folds {sorted(splits)}: none is unseen by all, "
+            "CV skipped",
+        )
+    fold, folds, seed = splits.pop()
+    if fold < 0:
+        return HeldOut(
+            None,
+            folds,
+            seed,
+            "the model trained on every row (val_fold = -1): no held-out fold, CV skipped",
+        )
+    return HeldOut(fold, folds, seed, f"scoring fold {fold} of {folds}, which the model held out")
 
 
 def rank_misconceptions(

@@ -57,12 +57,16 @@ source = resolve_data_dir()
 print(f"data: {source}")
 data = CompetitionData(source.path)
 
-# %% 2. Quick CV on the commit run (skipped in the scoring rerun)
+# %% 2. Quick CV on the commit run (skipped in the scoring rerun): the fold the model held out
 if not is_competition_rerun() and data.has_train:
-    report = pipeline.evaluate(
-        data, None, config, fold=0, max_questions=config.evaluate.commit_run_questions
-    )
-    print(json.dumps(report, indent=2))
+    held_out = pipeline.held_out_fold(None, config)
+    print(held_out.reason)
+    if held_out.fold is not None:
+        config.evaluate.folds, config.evaluate.seed = held_out.folds, held_out.seed
+        report = pipeline.evaluate(
+            data, None, config, held_out.fold, config.evaluate.commit_run_questions
+        )
+        print(json.dumps(report, indent=2))
 
 # %% 3. Predict the test set and write the submission
 submission_path = pipeline.predict(data, output_dir() / "submission.csv", None, config)

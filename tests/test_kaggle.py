@@ -18,6 +18,8 @@ from eedi_utils.config import KitConfig, config_from_dict
 from eedi_utils.inputs import COMPETITION
 from eedi_utils.kaggle.datasets import build_wheels_dataset, download_command, pinned
 from eedi_utils.kaggle.kernels import (
+    METADATA_FILE,
+    WHEELS_KERNEL,
     build_notebook,
     metadata_problems,
     render_metadata,
@@ -32,10 +34,13 @@ FULL = config_from_dict(
 
 
 def test_there_is_a_kernel_per_notebook_that_runs_on_kaggle() -> None:
-    assert {t.parent.name for t in TEMPLATES} == {"inference", "train"}
+    assert {t.parent.name for t in TEMPLATES} == {"inference", "train", "wheels"}
 
 
-@pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.parent.name)
+OFFLINE_TEMPLATES = [t for t in TEMPLATES if t.parent.name != "wheels"]
+
+
+@pytest.mark.parametrize("template", OFFLINE_TEMPLATES, ids=lambda t: t.parent.name)
 def test_committed_metadata_follow_the_rules(template: Path, tmp_path: Path) -> None:
     raw = json.loads(template.read_text())
     assert raw["enable_internet"] is False  # written out: the CLI would default it to true
@@ -47,6 +52,19 @@ def test_committed_metadata_follow_the_rules(template: Path, tmp_path: Path) -> 
     assert meta["competition_sources"] == [COMPETITION]
     assert all(s.startswith("alice/eedi-kit-") for s in meta["dataset_sources"])
     assert (PROJECT / "notebooks" / meta["code_file"]).with_suffix(".py").is_file()
+
+
+def test_the_wheels_kernel_is_online_and_the_others_attach_its_output_when_asked() -> None:
+    wheels = render_metadata(PROJECT / "kernel-metadata" / "wheels" / METADATA_FILE, "al", FULL)
+    assert wheels["enable_internet"] is True and wheels["machine_shape"] == "NvidiaTeslaT4"
+    assert metadata_problems(wheels) == []
+    assert wheels["id"] == f"al/{WHEELS_KERNEL}" == f"al/{slugify(wheels['title'])}"
+    inference = PROJECT / "kernel-metadata" / "inference" / METADATA_FILE
+    assert render_metadata(inference, "al", FULL)["kernel_sources"] == []
+    attached = config_from_dict({"kaggle": {"attach_vllm_wheels": True}})
+    assert render_metadata(inference, "al", attached)["kernel_sources"] == [f"al/{WHEELS_KERNEL}"]
+    online = {**render_metadata(inference, "al", attached), "enable_internet": True}
+    assert any("enable_internet" in p for p in metadata_problems(online))
 
 
 def test_unused_datasets_are_left_out_of_the_sources() -> None:
@@ -429,3 +447,55 @@ def test_submit_without_a_recorded_push_says_how_to_get_one(tmp_path, fake_kaggl
     assert result.returncode == 2
     assert "push the kernel with scripts/push_kernel.py first, or pass --version N" in result.stderr
     assert not any(c["args"][0] == "competitions" for c in calls(fake_kaggle))
+
+
+def test_wheels_kernel_then_inference_attaching_its_output(tmp_path, fake_kaggle) -> None:
+    """kernel_sources must name a kernel that exists (docs/kaggle-cli.md §1, invalid kernel
+    sources exit 0): pushed in order, the inference kernel attaches the wheels kernel."""
+    ready_datasets(fake_kaggle, *INFERENCE_SOURCES)
+    config = tmp_path / "kit.toml"
+    config.write_text("[kaggle]\nattach_vllm_wheels = true\n")
+    build = ["--build-dir", str(tmp_path / "k"), "--config", str(config), "--no-wait"]
+    early = run_script("push_kernel.py", ["inference", *build], tmp_path, **CREDENTIALS)
+    assert early.returncode == 2
+    assert "not valid kernel sources" in early.stderr and WHEELS_KERNEL in early.stderr
+    wheels = run_script("push_kernel.py", ["wheels", *build], tmp_path, **CREDENTIALS)
+    assert wheels.returncode == 0, wheels.stderr
+    pushed = run_script("push_kernel.py", ["inference", *build], tmp_path, **CREDENTIALS)
+    assert pushed.returncode == 0, pushed.stderr
+    wheels_push, inference_push = [
+        c for c in calls(fake_kaggle) if c["args"][:2] == ["kernels", "push"] and c["exit"] == 0
+    ][-2:]
+    assert wheels_push["enable_internet"] is True and wheels_push["files"] == ["wheels.ipynb"]
+    assert inference_push["meta"]["kernel_sources"] == [f"alice/{WHEELS_KERNEL}"]
+
+
+def test_from_datasets_to_a_submission_the_version_flows_from_push_to_submit(
+    tmp_path, fake_kaggle, sample
+) -> None:
+    """build datasets -> push (processed asynchronously) -> kernel run -> output -> submit."""
+    config = tmp_path / "kit.toml"
+    config.write_text('[kaggle]\nwheel_requirements = ["six"]\n')
+    (fake_kaggle / "dataset_statuses.txt").write_text("blobs_received\nready")
+    (fake_kaggle / "kernels.json").write_text('{"alice/eedi-kit-inference": 4}')
+    (fake_kaggle / "statuses.txt").write_text("complete\nqueued\nrunning\ncomplete")
+    output = tmp_path / "run-output"
+    output.mkdir()
+    shutil.copy(sample / "sample_submission.csv", output / "submission.csv")
+    env = {**CREDENTIALS, "FAKE_KAGGLE_OUTPUT": str(output)}
+    common = ["--config", str(config), "--build-dir", str(tmp_path / "build")]
+    steps = [
+        ("push_datasets.py", [*common, "--poll-seconds", "0"]),
+        ("push_kernel.py", ["inference", *common, "--poll-seconds", "0"]),
+        ("submit.py", common),
+    ]
+    for script, args in steps:
+        result = run_script(script, args, tmp_path, **env)
+        assert result.returncode == 0, (script, result.stderr)
+    made = [c["args"][:2] for c in calls(fake_kaggle)]
+    before_push = [m for m in made[: made.index(["kernels", "push"])] if m[0] == "datasets"]
+    assert before_push[-2:] == [["datasets", "status"]] * 2  # waited until processed
+    fetched = tmp_path / "build" / "inference" / "output" / "submission.csv"
+    assert fetched.read_text() == (sample / "sample_submission.csv").read_text()
+    submitted = calls(fake_kaggle)[-1]["args"]
+    assert submitted[submitted.index("-v") + 1] == "5"  # the version the push reported

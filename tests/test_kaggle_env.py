@@ -75,6 +75,24 @@ def test_a_missing_local_path_is_found_by_name_in_the_kaggle_inputs(tmp_path, mo
         resolve_input_path("runs/other", env)
 
 
+def test_a_bare_name_resolves_in_the_named_dataset_first_and_never_picks_among_several(
+    tmp_path,
+) -> None:
+    inputs = tmp_path / "kaggle" / "input"
+    competition = inputs / "competitions" / COMPETITION / "train.csv"
+    generated = inputs / "datasets" / "alice" / "eedi-kit-data" / "train.csv"
+    for path in (competition, generated):
+        path.parent.mkdir(parents=True)
+        path.write_text("QuestionId\n")
+    env = {"EEDI_KAGGLE_ROOT": str(tmp_path / "kaggle")}
+    assert resolve_input_path("data/train.csv", env, dataset="eedi-kit-data") == generated
+    with pytest.raises(FileExistsError) as err:
+        resolve_input_path("data/train.csv", env)
+    assert str(competition) in str(err.value) and str(generated) in str(err.value)
+    with pytest.raises(FileNotFoundError, match="nor as 'other.csv' in dataset 'eedi-kit-data'"):
+        resolve_input_path("other.csv", env, dataset="eedi-kit-data")
+
+
 def test_config_file_from_variable_then_code_dataset(tmp_path) -> None:
     env = {"EEDI_KAGGLE_ROOT": str(tmp_path)}
     assert config_file(env) is None

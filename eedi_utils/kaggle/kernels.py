@@ -17,6 +17,10 @@ nbformat = require("nbformat", "building a kernel notebook")
 
 METADATA_FILE = "kernel-metadata.json"
 MACHINE_SHAPE = "NvidiaTeslaT4"
+WHEELS_KERNEL = "eedi-kit-vllm-wheels"
+"""The kernel that builds the vLLM wheels on Kaggle's image (notebooks/wheels.py), online."""
+ONLINE_NOTEBOOKS = {"wheels.ipynb"}
+"""Kernels that need the internet; every other kernel must run offline (a code competition)."""
 """GPU T4 x2; without it Kaggle gives a P100, which its current image no longer supports."""
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -73,18 +77,21 @@ def render_metadata(template: Path, user: str, config: KitConfig) -> dict[str, A
     meta = {key: _fill(value, names, f"{template} {key}") for key, value in raw.items()}
     meta["dataset_sources"] = [*meta["dataset_sources"], *kaggle.extra_dataset_sources]
     meta["model_sources"] = [*meta.get("model_sources", []), *kaggle.model_sources]
+    if kaggle.attach_vllm_wheels and meta.get("code_file") not in ONLINE_NOTEBOOKS:
+        meta["kernel_sources"] = [*meta.get("kernel_sources", []), f"{user}/{WHEELS_KERNEL}"]
     return meta
 
 
 def metadata_problems(meta: dict[str, Any], folder: Path | None = None) -> list[str]:
     """Every way `meta` breaks the rules the kit's kernels must follow; empty if none."""
     problems = []
+    online = meta.get("code_file") in ONLINE_NOTEBOOKS
     expected = {
         "language": "python",
         "kernel_type": "notebook",
         "enable_gpu": True,
         "machine_shape": MACHINE_SHAPE,
-        "enable_internet": False,
+        "enable_internet": online,
     }
     for key, value in expected.items():
         if meta.get(key) != value:
@@ -95,7 +102,7 @@ def metadata_problems(meta: dict[str, Any], folder: Path | None = None) -> list[
     kernel_id = str(meta.get("id", ""))
     if kernel_id.count("/") != 1 or kernel_id.split("/")[1] != slugify(title):
         problems.append(f"id must be '<user>/{slugify(title)}' (the title's slug): {kernel_id!r}")
-    if COMPETITION not in meta.get("competition_sources", []):
+    if not online and COMPETITION not in meta.get("competition_sources", []):
         problems.append(f"competition_sources must include {COMPETITION!r}")
     for source in meta.get("dataset_sources", []):  # kaggle CLI: validate_dataset_string
         if not re.fullmatch(r"[\w-]+/[a-z0-9-]{6,50}(/\d+)?", source):

@@ -103,7 +103,7 @@ def prepare_data(data: CompetitionData, config: KitConfig) -> TrainingData:
             else []
         )
         + [
-            extra_rows(resolve_input_path(path), data, held_out)
+            extra_rows(resolve_input_path(path, dataset=config.kaggle.data_dataset), data, held_out)
             for path in config.train.extra_train_files
         ],
         ignore_index=True,

@@ -13,10 +13,17 @@ from eedi_utils.retrieval import default_model_path, resolve_dtype
 from eedi_utils.train.lora import DECODER_TYPES, add_lora
 
 
-def build_model(config: TrainConfig, max_seq_length: int, device: str) -> SentenceTransformer:
+def build_model(
+    config: TrainConfig, max_seq_length: int, device: str, model_dataset: str = ""
+) -> SentenceTransformer:
     """Load the base model (a sentence-transformers folder, or a plain transformers folder
-    given a pooling layer), add LoRA if asked."""
-    path = resolve_input_path(config.base_model) if config.base_model else default_model_path()
+    given a pooling layer), add LoRA if asked. On Kaggle a base model that is not here is
+    looked up in the inputs, in `model_dataset` first."""
+    path = (
+        resolve_input_path(config.base_model, dataset=model_dataset)
+        if config.base_model
+        else default_model_path()
+    )
     model_kwargs = {}
     if config.load_in_4bit:
         if not device.startswith("cuda"):

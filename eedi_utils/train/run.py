@@ -33,6 +33,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData
 from eedi_utils.metrics import map_key, recall_key
+from eedi_utils.pipeline import RESOLVED_CONFIG
 from eedi_utils.retrieval import encode, resolve_device
 from eedi_utils.train.data import prepare_data
 from eedi_utils.train.lora import merge_lora
@@ -172,10 +173,11 @@ class RetrieverTraining:
     def starting_model(self, checkpoint: Path | None) -> SentenceTransformer:
         """The base model, or the checkpoint's weights (a LoRA adapter comes back trainable)."""
         cfg, max_length = self.config.train, self.config.retrieval.max_seq_length
+        dataset = self.config.kaggle.model_dataset
         if checkpoint is None:
-            return build_model(cfg, max_length, self.device)
+            return build_model(cfg, max_length, self.device, dataset)
         if cfg.lora_r:
-            model = build_model(replace(cfg, lora_r=0), max_length, self.device)
+            model = build_model(replace(cfg, lora_r=0), max_length, self.device, dataset)
             model.load_adapter(str(checkpoint), is_trainable=True)
             return model
         return SentenceTransformer(str(checkpoint), device=self.device, local_files_only=True)
@@ -226,7 +228,7 @@ class RetrieverTraining:
             model = merge_lora(model)
         if self.state.is_main_process:
             model.save(str(self.output_dir))
-            (self.output_dir / "resolved_config.json").write_text(
+            (self.output_dir / RESOLVED_CONFIG).write_text(
                 json.dumps(self.config.to_dict(), indent=2)
             )
             write_history(self.history, self.output_dir, self.config.retrieval.top_k)
