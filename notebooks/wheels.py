@@ -62,9 +62,7 @@ for wheel in sorted(wheels.glob("*.whl")):
 print(f"shipping {len(kept)} wheels; the image has {len(dropped)}: {dropped}")
 
 # %% 3. Install offline from those wheels, exactly as the inference kernel will
-subprocess.run(
-    [*pip, "install", "--no-index", "--find-links", str(wheels), *kept], check=True
-)
+subprocess.run([*pip, "install", "--no-index", "--find-links", str(wheels), *kept], check=True)
 
 # %% 4. Smoke test: a tiny Qwen2 made here (no hub), fp16, Triton attention, eager
 import os
