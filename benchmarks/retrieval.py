@@ -28,7 +28,7 @@ from eedi_utils.retrieval import (
     resolve_device,
     resolve_dtype,
 )
-from eedi_utils.splits import question_folds
+from eedi_utils.splits import config_folds
 from eedi_utils.text import misconception_texts, query_texts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +94,7 @@ def main() -> None:
     ranked = data.misconceptions["MisconceptionId"].to_numpy()[positions.numpy()]
     gold = train["MisconceptionId"].to_numpy(np.int64)
     seen = np.zeros(len(train), dtype=bool)
-    for fold in question_folds(train, config.evaluate.folds, config.evaluate.seed):
+    for fold in config_folds(train, config.evaluate):
         seen[fold.val_rows] = fold.seen_mask(gold[fold.val_rows])
     report = score_report(ranked, gold, seen)
 

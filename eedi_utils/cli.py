@@ -197,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
         training.run(resume=args.resume)
         if training.history:
             print(json.dumps(training.history[-1], indent=2))
+        for row in training.prior_table:
+            print(f"unseen prior {row}", file=sys.stderr)
         print(f"model saved in {args.output_dir}", file=sys.stderr)
     elif args.command in ("paraphrase", "synthesize"):
         return generate(args, config, data)

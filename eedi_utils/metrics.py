@@ -21,6 +21,11 @@ def map_key(k: int = NUM_PREDICTIONS) -> str:
     return f"map@{k}"
 
 
+def lb_key(k: int = NUM_PREDICTIONS) -> str:
+    """The key of the leaderboard estimate: MAP@k with unseen rows weighted as in the test."""
+    return f"map@{k}_lb"
+
+
 def recall_key(k: int = NUM_PREDICTIONS) -> str:
     """The key under which `score_report` puts recall@k."""
     return f"recall@{k}"
@@ -90,9 +95,12 @@ def score_report(
     gold: Sequence[int],
     seen_mask: Sequence[bool] | np.ndarray | None = None,
     k: int = NUM_PREDICTIONS,
+    lb_unseen_share: float | None = None,
 ) -> dict:
     """MAP@k, recall@k, n and the rank histogram; split into seen/unseen rows when
-    `seen_mask` says, per row, whether its gold id appears in the training data."""
+    `seen_mask` says, per row, whether its gold id appears in the training data. With
+    `lb_unseen_share` u also the leaderboard estimate (1 - u) seen + u unseen, which does not
+    depend on how many unseen rows this split happens to hold."""
     ranks = gold_ranks(predictions, gold, k)
     report: dict = _summary(ranks, k)
     if seen_mask is not None:
@@ -100,5 +108,9 @@ def score_report(
         report["seen"] = _summary(ranks[seen_mask], k)
         report["unseen"] = _summary(ranks[~seen_mask], k)
         report["unseen_share"] = round(float((~seen_mask).mean()), 4) if len(ranks) else 0.0
+        if lb_unseen_share is not None:
+            u, key = lb_unseen_share, map_key(k)
+            estimate = (1 - u) * report["seen"][key] + u * report["unseen"][key]
+            report[lb_key(k)] = round(estimate, 4)
     report["rank_histogram"] = rank_histogram(ranks)
     return report

@@ -14,9 +14,10 @@ from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import score_report
+from eedi_utils.prior import UnseenPrior, read_prior
 from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.retrieval import retrieve
-from eedi_utils.splits import question_folds
+from eedi_utils.splits import config_folds
 from eedi_utils.submission import build_submission, read_submission, write_submission
 from eedi_utils.text import misconception_texts, query_texts
 
@@ -79,21 +80,58 @@ def held_out_fold(models: ModelPaths | None, config: KitConfig) -> HeldOut:
     return HeldOut(fold, folds, seed, f"scoring fold {fold} of {folds}, which the model held out")
 
 
+def unseen_prior(
+    paths: Sequence[str | Path | None],
+    config: KitConfig,
+    labelled_ids: frozenset[int] | None,
+) -> UnseenPrior | None:
+    """The prior to rank with: [retrieval] unseen_prior when set, else the one stored in the
+    first model folder that has one. Its labelled ids are the model's own, else
+    `labelled_ids` (the training side of the rows scored)."""
+    stored = next((p for p in (read_prior(x) for x in paths if x is not None) if p), None)
+    strength = config.retrieval.unseen_prior
+    if strength is None:
+        strength = stored.strength if stored else 0.0
+    if strength == 0.0:
+        return None
+    if stored is not None:
+        return UnseenPrior(strength, stored.labelled_ids)
+    if labelled_ids is None:
+        raise ValueError("[retrieval] unseen_prior needs train.csv to know which ids are labelled")
+    return UnseenPrior(strength, labelled_ids)
+
+
+def labelled_ids(data: CompetitionData) -> frozenset[int] | None:
+    """Misconceptions that a labelled row of train.csv names; None without train.csv."""
+    if not data.has_train:
+        return None
+    return frozenset(int(i) for i in labelled(data.train())["MisconceptionId"])
+
+
 def rank_misconceptions(
-    long: pd.DataFrame, data: CompetitionData, models: ModelPaths | None, config: KitConfig
+    long: pd.DataFrame,
+    data: CompetitionData,
+    models: ModelPaths | None,
+    config: KitConfig,
+    labelled: frozenset[int] | None = None,
 ) -> np.ndarray:
-    """Ranked MisconceptionIds, shape (rows of `long`, top_k): retrieval, with the LLM stage
-    around it when [rerank] asks (a hypothesis joining each query; a rerank of the top)."""
+    """Ranked MisconceptionIds, shape (rows of `long`, top_k): retrieval (with the unseen
+    prior, see `unseen_prior`), with the LLM stage around it when [rerank] asks (a hypothesis
+    joining each query; a rerank of the top)."""
     queries = query_texts(long, config.text)
     if config.rerank.hypothesis:
         job = llm_stage.Job("hypothesis", long, None, data.misconceptions, config.rerank)
         guesses = llm_stage.run(job)
         queries = [f"{query}\n{HYPOTHESIS_PREFIX}{guess}" for query, guess in zip(queries, guesses)]
+    paths = _model_paths(models, config)
+    prior = unseen_prior(paths, config, labelled)
+    ids = data.misconceptions["MisconceptionId"]
     positions = retrieve(
         queries,
         misconception_texts(data.misconceptions, config.text),
-        _model_paths(models, config),
+        paths,
         config.retrieval,
+        bonus=prior.bonus(ids) if prior else None,
     )
     ranked = data.misconceptions["MisconceptionId"].to_numpy()[positions]
     if config.rerank.enabled:
@@ -108,7 +146,7 @@ def predict(
 ) -> Path:
     """Rank misconceptions for every wrong answer of test.csv and write a validated submission."""
     test = data.test()
-    ranked = rank_misconceptions(test, data, models, config)
+    ranked = rank_misconceptions(test, data, models, config, labelled_ids(data))
     submission = build_submission(test, ranked)
     ids = data.misconceptions["MisconceptionId"].tolist()
     return write_submission(submission, out, test, ids, config.retrieval.top_k)
@@ -121,32 +159,59 @@ def evaluate(
     fold: int | None = None,
     max_questions: int | None = None,
 ) -> dict:
-    """Score retrieval on labelled train rows, split by question into `config.evaluate.folds`.
+    """Score retrieval on labelled train rows, split into the `[evaluate]` folds (grouped by
+    `group_by`).
 
     With `fold` set, only that fold's validation rows are scored; otherwise every labelled row
     is scored once, as part of the fold that holds it out. Each row counts as seen or unseen by
-    whether its gold id appears in its fold's training rows. `max_questions` scores a seeded
-    sample of that many questions (a quick check on Kaggle's commit run).
+    whether its gold id appears in its fold's training rows; the report carries both, the
+    unseen share and the leaderboard estimate. With an unseen prior, each fold is ranked with
+    its own training side as the labelled ids. `max_questions` scores a seeded sample of that
+    many questions (a quick check on Kaggle's commit run).
     """
     train = labelled(data.train())
-    folds = question_folds(train, config.evaluate.folds, config.evaluate.seed)
+    folds = config_folds(train, config.evaluate)
     if fold is not None and not 0 <= fold < len(folds):
         raise ValueError(f"fold must be between 0 and {len(folds) - 1}, got {fold}")
     chosen = folds if fold is None else [folds[fold]]
     gold = train["MisconceptionId"].to_numpy(np.int64)
-    rows = np.concatenate([f.val_rows for f in chosen])
-    seen = np.concatenate([f.seen_mask(gold[f.val_rows]) for f in chosen])
+    sampled = None
     if max_questions is not None:
-        questions = train["QuestionId"].to_numpy()[rows]
-        unique = np.unique(questions)
-        if max_questions < len(unique):
+        questions = np.unique(
+            train["QuestionId"].to_numpy()[np.concatenate([f.val_rows for f in chosen])]
+        )
+        if max_questions < len(questions):
             rng = np.random.default_rng(config.evaluate.seed)
-            selected = np.isin(questions, rng.choice(unique, max_questions, replace=False))
-            rows, seen = rows[selected], seen[selected]
-    scored = train.iloc[rows].reset_index(drop=True)
-    ranked = rank_misconceptions(scored, data, models, config)
-    report = score_report(ranked, gold[rows], seen, config.retrieval.top_k)
-    return {"folds": config.evaluate.folds, "fold": "all" if fold is None else fold, **report}
+            sampled = rng.choice(questions, max_questions, replace=False)
+    per_fold = unseen_prior(_model_paths(models, config), config, frozenset()) is not None
+    groups = [[f] for f in chosen] if per_fold else [chosen]
+    all_rows, all_seen, all_ranked = [], [], []
+    for group in groups:
+        rows = np.concatenate([f.val_rows for f in group])
+        seen = np.concatenate([f.seen_mask(gold[f.val_rows]) for f in group])
+        if sampled is not None:
+            keep = np.isin(train["QuestionId"].to_numpy()[rows], sampled)
+            rows, seen = rows[keep], seen[keep]
+        if not len(rows):
+            continue
+        scored = train.iloc[rows].reset_index(drop=True)
+        all_ranked.append(rank_misconceptions(scored, data, models, config, group[0].seen_ids))
+        all_rows.append(rows)
+        all_seen.append(seen)
+    rows = np.concatenate(all_rows)
+    report = score_report(
+        np.concatenate(all_ranked),
+        gold[rows],
+        np.concatenate(all_seen),
+        config.retrieval.top_k,
+        config.evaluate.lb_unseen_share,
+    )
+    return {
+        "folds": config.evaluate.folds,
+        "group_by": config.evaluate.group_by,
+        "fold": "all" if fold is None else fold,
+        **report,
+    }
 
 
 def preview(

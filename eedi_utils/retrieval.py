@@ -91,8 +91,10 @@ def fused_top_k(
     k: int,
     chunk_size: int = 4096,
     weights: Sequence[float] | None = None,
+    bonus: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-k documents by the weighted mean of each model's cosine similarity.
+    """Exact top-k documents by the weighted mean of each model's cosine similarity, plus
+    `bonus[d]` for document d when given (the unseen prior).
 
     `queries[m]` and `documents[m]` are model m's normalised embeddings. Queries are scored in
     chunks so the (queries x documents) matrix never has to fit in memory at once. Returns
@@ -111,6 +113,8 @@ def fused_top_k(
             (w / total) * (q[start:stop] @ d.to(q.device).T)
             for w, q, d in zip(weights, queries, documents)
         )
+        if bonus is not None:
+            similarity = similarity + torch.as_tensor(bonus, device=similarity.device)
         scores, positions = similarity.topk(k, dim=1)
         all_scores.append(scores.cpu())
         all_positions.append(positions.cpu())
@@ -138,10 +142,14 @@ def retrieve(
     documents: Sequence[str],
     model_paths: Sequence[str | Path | None],
     config: RetrievalConfig,
+    bonus: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rank documents for each query with one or more models; returns document positions."""
+    """Rank documents for each query with one or more models; returns document positions.
+    `bonus` (one value per document, added to the fused cosine) needs mean fusion."""
     if config.fusion not in ("mean", "rrf"):
         raise ValueError(f"fusion must be 'mean' or 'rrf', got {config.fusion!r}")
+    if bonus is not None and config.fusion == "rrf" and len(model_paths) > 1:
+        raise ValueError("the unseen prior adds to cosine scores: use fusion = 'mean' with it")
     query_embeddings, document_embeddings = [], []
     for path in model_paths:
         model = load_embedder(path, config)
@@ -156,6 +164,10 @@ def retrieve(
         positions = reciprocal_rank_fusion(rankings, config.top_k, len(documents), config.rrf_k)
     else:
         _, positions = fused_top_k(
-            query_embeddings, document_embeddings, config.top_k, config.query_chunk_size
+            query_embeddings,
+            document_embeddings,
+            config.top_k,
+            config.query_chunk_size,
+            bonus=bonus,
         )
     return positions.numpy()

@@ -1,4 +1,10 @@
-"""Deterministic cross-validation folds grouped by QuestionId, with seen/unseen labelling."""
+"""Deterministic cross-validation folds grouped by QuestionId, ConstructId or SubjectId, with
+seen/unseen labelling.
+
+Grouping by question alone leaves about a quarter of validation rows with a misconception
+the training side never saw (real train: 0.26); the hidden test has far more (a top team's
+probe: about 75%). Grouping by ConstructId (0.43) or SubjectId (0.58) is closer to it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from eedi_utils.config import EvaluateConfig
 
 
 @dataclass(frozen=True)
@@ -24,19 +32,27 @@ class Fold:
         return np.isin(np.asarray(gold, dtype=np.int64), np.fromiter(self.seen_ids, np.int64))
 
 
-def question_folds(long: pd.DataFrame, n_folds: int, seed: int = 42) -> list[Fold]:
-    """Split a labelled long table into `n_folds` folds; all answers of a question stay together.
+GROUPS = ("QuestionId", "ConstructId", "SubjectId")
 
-    The same table, fold count and seed always give the same folds.
+
+def grouped_folds(
+    long: pd.DataFrame, n_folds: int, seed: int = 42, group_by: str = "QuestionId"
+) -> list[Fold]:
+    """Split a labelled long table into `n_folds` folds; all rows of a group (a question, a
+    construct or a subject) stay together, so a question never sits on both sides.
+
+    The same table, fold count, seed and grouping always give the same folds.
     """
-    questions = np.sort(long["QuestionId"].unique())
-    if not 2 <= n_folds <= len(questions):
+    if group_by not in GROUPS:
+        raise ValueError(f"[evaluate] group_by must be one of {GROUPS}, got {group_by!r}")
+    groups = np.sort(long[group_by].unique())
+    if not 2 <= n_folds <= len(groups):
         raise ValueError(
-            f"n_folds must be between 2 and {len(questions)} (questions), got {n_folds}"
+            f"n_folds must be between 2 and {len(groups)} (groups of {group_by}), got {n_folds}"
         )
-    shuffled = np.random.default_rng(seed).permutation(questions)
-    fold_of_question = dict(zip(shuffled.tolist(), (np.arange(len(shuffled)) % n_folds).tolist()))
-    fold_of_row = long["QuestionId"].map(fold_of_question).to_numpy()
+    shuffled = np.random.default_rng(seed).permutation(groups)
+    fold_of_group = dict(zip(shuffled.tolist(), (np.arange(len(shuffled)) % n_folds).tolist()))
+    fold_of_row = long[group_by].map(fold_of_group).to_numpy()
     labels = long["MisconceptionId"].to_numpy()
 
     folds = []
@@ -49,3 +65,9 @@ def question_folds(long: pd.DataFrame, n_folds: int, seed: int = 42) -> list[Fol
         share = unseen / len(val_labels) if val_labels else 0.0
         folds.append(Fold(index, train_rows, val_rows, seen, round(share, 4)))
     return folds
+
+
+def config_folds(long: pd.DataFrame, config: EvaluateConfig) -> list[Fold]:
+    """The folds `[evaluate]` describes (count, seed, grouping): the one split that evaluate,
+    train's validation fold, the notebooks and the benchmarks share."""
+    return grouped_folds(long, config.folds, config.seed, config.group_by)

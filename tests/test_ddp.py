@@ -11,8 +11,9 @@ import subprocess
 
 import pytest
 
+from eedi_utils.config import load_config
 from eedi_utils.data import CompetitionData, labelled
-from eedi_utils.splits import question_folds
+from eedi_utils.splits import config_folds
 
 
 @pytest.mark.slow
@@ -53,7 +54,7 @@ def test_two_process_training(sample, tiny_model, tmp_path) -> None:
     assert sorted(p.name for p in (out / "negatives").iterdir()) == ["round-0.npy", "round-1.npy"]
 
     train = labelled(CompetitionData(sample).train())
-    rows = len(question_folds(train, 3)[0].train_rows)
+    rows = len(config_folds(train, load_config(config).evaluate)[0].train_rows)
     single_process_steps = math.ceil(rows / 8)
     checkpoints = sorted(
         int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*")

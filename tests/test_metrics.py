@@ -81,3 +81,13 @@ def test_score_report_splits_seen_and_unseen() -> None:
     assert report["seen"] == {"map@25": 0.75, "recall@25": 1.0, "n": 2}
     assert report["unseen"] == {"map@25": 0.25, "recall@25": 0.5, "n": 2}
     assert report["unseen_share"] == 0.5
+
+
+def test_leaderboard_estimate_weights_seen_and_unseen_by_the_assumed_share() -> None:
+    predictions = [[1, 2], [3, 1], [5, 6], [7, 8]]
+    gold = [1, 1, 6, 9]  # seen rows: ranks 1 and 2; unseen rows: rank 2 and missing
+    report = score_report(predictions, gold, [True, True, False, False], k=25, lb_unseen_share=0.75)
+    seen, unseen = (1 + 0.5) / 2, (0.5 + 0) / 2
+    assert report["seen"]["map@25"] == seen and report["unseen"]["map@25"] == unseen
+    assert report["map@25_lb"] == round(0.25 * seen + 0.75 * unseen, 4)
+    assert "map@25_lb" not in score_report(predictions, gold, [True, True, False, False])

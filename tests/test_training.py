@@ -14,7 +14,7 @@ import eedi_utils.train.run as training
 from eedi_utils.cli import main
 from eedi_utils.config import KitConfig
 from eedi_utils.data import SOURCE_COLUMN, CompetitionData, DataError, labelled
-from eedi_utils.splits import question_folds
+from eedi_utils.splits import config_folds
 from eedi_utils.submission import read_submission, validate_submission
 from eedi_utils.train.data import prepare_data
 from eedi_utils.train.run import RetrieverTraining, mining_round
@@ -196,7 +196,7 @@ def test_generated_rows_join_training_but_never_from_validation(sample, tmp_path
     config.evaluate.folds = 3
     base = prepare_data(data, config)
     train = labelled(data.train())
-    fold = question_folds(train, 3)[0]
+    fold = config_folds(train, config.evaluate)[0]
     val_question = int(train["QuestionId"].iloc[fold.val_rows[0]])
     train_question = int(train["QuestionId"].iloc[fold.train_rows[0]])
     orphan = int(train["QuestionId"].iloc[fold.train_rows[-1]])

@@ -20,7 +20,7 @@ from eedi_utils.data import (
     to_long,
 )
 from eedi_utils.inputs import resolve_input_path
-from eedi_utils.splits import question_folds
+from eedi_utils.splits import config_folds
 from eedi_utils.text import misconception_texts, query_texts
 
 
@@ -84,9 +84,7 @@ def prepare_data(data: CompetitionData, config: KitConfig) -> TrainingData:
     train = labelled(data.train())
     gold = train["MisconceptionId"].to_numpy(np.int64)
     if config.train.val_fold >= 0:
-        fold = question_folds(train, config.evaluate.folds, config.evaluate.seed)[
-            config.train.val_fold
-        ]
+        fold = config_folds(train, config.evaluate)[config.train.val_fold]
         train_rows, val_rows = fold.train_rows, fold.val_rows
         val_seen = fold.seen_mask(gold[val_rows])
     else:

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from eedi_utils.config import NUM_PREDICTIONS  # noqa: E402
-from eedi_utils.metrics import map_key  # noqa: E402
+from eedi_utils.metrics import lb_key, map_key  # noqa: E402
 
 
 def plot_training(history: list[dict], path: str | Path, top_k: int = NUM_PREDICTIONS) -> Path:
@@ -22,6 +22,9 @@ def plot_training(history: list[dict], path: str | Path, top_k: int = NUM_PREDIC
     for part in ("seen", "unseen"):
         if all(part in entry for entry in history):
             curves.plot(epochs, [e[part][key] for e in history], marker=".", label=part)
+    if all(lb_key(top_k) in entry for entry in history):
+        estimate = [e[lb_key(top_k)] for e in history]
+        curves.plot(epochs, estimate, marker="s", linestyle="--", label="leaderboard estimate")
     curves.set(
         xlabel="epoch (0 = before training)", ylabel=f"MAP@{top_k}", title=f"Validation MAP@{top_k}"
     )

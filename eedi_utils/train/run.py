@@ -34,12 +34,13 @@ from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData
 from eedi_utils.metrics import map_key, recall_key
 from eedi_utils.pipeline import RESOLVED_CONFIG
+from eedi_utils.prior import UnseenPrior, write_prior
 from eedi_utils.retrieval import encode, resolve_device
 from eedi_utils.train.data import prepare_data
 from eedi_utils.train.lora import merge_lora
 from eedi_utils.train.mining import mine_negatives
 from eedi_utils.train.model import build_model, mixed_precision_flags
-from eedi_utils.train.report import read_history, score_model, write_history
+from eedi_utils.train.report import read_history, score_model, tune_unseen_prior, write_history
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class RetrieverTraining:
         self.data = prepare_data(data, config)
         self.mining_calls = 0
         self.history: list[dict] = []
+        self.prior_table: list[dict] = []
         self.seconds = {"mining": 0.0, "training": 0.0, "evaluation": 0.0}
 
     @property
@@ -195,6 +197,17 @@ class RetrieverTraining:
         self.history.append(report)
         write_history(self.history, self.output_dir, top_k)
 
+    def store_prior(self, model: SentenceTransformer) -> None:
+        """Tune the unseen prior on the validation rows (or take the config's value when there
+        are none) and store it, with the ids the training rows label, in the model folder."""
+        if len(self.data.val_gold):
+            prior, self.prior_table = tune_unseen_prior(model, self.data, self.config)
+            logger.info("unseen prior %s tuned: %s", prior.strength, self.prior_table)
+        else:
+            labelled = frozenset(int(g) for g in self.data.gold)
+            prior = UnseenPrior(self.config.retrieval.unseen_prior or 0.0, labelled)
+        write_prior(self.output_dir, prior, self.prior_table)
+
     def run(self, resume: bool = False) -> SentenceTransformer:
         cfg = self.config.train
         checkpoint = self.latest_checkpoint() if resume else None
@@ -228,6 +241,7 @@ class RetrieverTraining:
             model = merge_lora(model)
         if self.state.is_main_process:
             model.save(str(self.output_dir))
+            self.store_prior(model)
             (self.output_dir / RESOLVED_CONFIG).write_text(
                 json.dumps(self.config.to_dict(), indent=2)
             )

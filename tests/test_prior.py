@@ -1,0 +1,83 @@
+"""The unseen-misconception prior: tuned by `eedi train` on the validation fold, stored with
+the model, and applied by `eedi predict --model OUT` exactly as stored."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+
+from eedi_utils.config import KitConfig
+from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.pipeline import evaluate, rank_misconceptions
+from eedi_utils.prior import PRIOR_FILE, UnseenPrior, read_prior, write_prior
+from eedi_utils.train.run import RetrieverTraining
+
+
+def test_bonus_goes_to_never_labelled_ids_only() -> None:
+    prior = UnseenPrior(0.1, frozenset({2, 4}))
+    assert prior.bonus([1, 2, 3, 4]).tolist() == [np.float32(0.1), 0.0, np.float32(0.1), 0.0]
+
+
+def test_a_stored_prior_reorders_predict_and_the_config_overrides_it(
+    sample, tiny_model, tmp_path
+) -> None:
+    data = CompetitionData(sample)
+    ids = data.misconceptions["MisconceptionId"].tolist()
+    favourite = ids[7]
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    write_prior(model, UnseenPrior(5.0, frozenset(ids) - {favourite}))
+    config = KitConfig()
+    config.retrieval.show_progress = False
+    test = data.test()
+    ranked = rank_misconceptions(test, data, [str(model)], config)
+    assert (ranked[:, 0] == favourite).all()  # a large prior puts the only unseen id first
+    config.retrieval.unseen_prior = 0.0
+    plain = rank_misconceptions(test, data, [str(model)], config)
+    assert not (plain[:, 0] == favourite).all()
+
+
+def test_evaluate_ranks_each_fold_with_its_own_labelled_ids(sample, tiny_model) -> None:
+    config = KitConfig()
+    config.retrieval.show_progress = False
+    config.evaluate.folds = 3
+    plain = evaluate(CompetitionData(sample), [str(tiny_model)], config)
+    config.retrieval.unseen_prior = 5.0  # far above any cosine gap: unseen ids come first
+    boosted = evaluate(CompetitionData(sample), [str(tiny_model)], config)
+    assert boosted["unseen"]["map@25"] > plain["unseen"]["map@25"]
+    assert boosted["seen"]["map@25"] < plain["seen"]["map@25"]
+    assert {"map@25_lb", "unseen_share"} <= set(boosted) and boosted["group_by"] == "ConstructId"
+
+
+def test_train_tunes_the_prior_on_the_validation_fold_and_stores_it(
+    sample, tiny_model, tmp_path
+) -> None:
+    config = KitConfig()
+    config.retrieval.show_progress = False
+    config.evaluate.folds = 3
+    config.train.base_model = str(tiny_model)
+    config.train.epochs = 1
+    config.train.batch_size = 8
+    config.train.mixed_precision = "no"
+    config.train.unseen_prior_grid = [0.0, 0.05, 5.0]
+    training = RetrieverTraining(CompetitionData(sample), tmp_path / "out", config)
+    training.run()
+    stored = json.loads((tmp_path / "out" / PRIOR_FILE).read_text())
+    table = stored["tuning"]
+    assert [row["unseen_prior"] for row in table] == [0.0, 0.05, 5.0]
+    best = max(table, key=lambda row: row["map@25_lb"])
+    assert stored["strength"] == best["unseen_prior"]
+    assert table[2]["unseen"] >= table[0]["unseen"] and table[2]["seen"] <= table[0]["seen"]
+    assert set(stored["labelled_ids"]) == {int(g) for g in training.data.gold}
+    train = labelled(CompetitionData(sample).train())
+    assert set(stored["labelled_ids"]) < set(train["MisconceptionId"].astype(int))
+
+    config.train.val_fold = -1  # the final model: nothing to tune on, the config's value
+    config.retrieval.unseen_prior = 0.07
+    RetrieverTraining(CompetitionData(sample), tmp_path / "final", config).run()
+    final = read_prior(tmp_path / "final")
+    assert final.strength == 0.07 and final.labelled_ids == frozenset(
+        int(i) for i in train["MisconceptionId"]
+    )
