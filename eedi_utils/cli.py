@@ -55,6 +55,12 @@ COMMANDS = {
         "`eedi predict --model OUT` loads offline, with metrics.json and the resolved config. "
         "Runs on several processes under `accelerate launch` or `torchrun`.",
     ),
+    "merge": (
+        "average fine-tuned models and/or interpolate toward the base (WiSE-FT)",
+        "Write a plain model folder whose weights are (1 - alpha) * BASE + alpha * the mean of "
+        "the --model folders (same architecture): several seeds or folds averaged, and/or a "
+        "fine-tuned model moved back toward its base. No inference cost; tune alpha on the CV.",
+    ),
     "paraphrase": (
         "paraphrase questions and misconceptions with an LLM into a data folder (extra [llm])",
         "Ask an OpenAI-compatible endpoint for N paraphrases of every question text and "
@@ -139,9 +145,27 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(
             name, help=summary, description=description, allow_abbrev=False
         )
+        command.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+        if name == "merge":
+            command.add_argument(
+                "--model",
+                action="append",
+                required=True,
+                metavar="PATH",
+                dest="merge_models",
+                help="a fine-tuned model folder; repeat to average several",
+            )
+            command.add_argument("--base", metavar="PATH", help="the model they started from")
+            command.add_argument(
+                "--alpha",
+                type=float,
+                default=1.0,
+                help="weight of the fine-tuned average (1: no base; 0: the base)",
+            )
+            command.add_argument("--out", required=True, metavar="OUT", help="folder to write")
+            continue
         command.add_argument("--data-dir", help=DATA_HELP)
         command.add_argument("--config", metavar="FILE", help="TOML file with a section per stage")
-        command.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
         if name == "predict":
             command.add_argument(
                 "--out",
@@ -182,6 +206,12 @@ def config_from_args(args: argparse.Namespace) -> KitConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "merge":
+        from eedi_utils.merge import merge_models
+
+        out = merge_models(args.merge_models, args.out, args.base, args.alpha)
+        print(f"wrote {out}", file=sys.stderr)
+        return 0
     config = config_from_args(args)
     source = resolve_data_dir(args.data_dir)
     print(f"data: {source}", file=sys.stderr)

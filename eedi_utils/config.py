@@ -23,6 +23,7 @@ COMMAND_SECTIONS = {
     "train": ("train", "retrieval", "text", "evaluate"),
     "paraphrase": ("generate",),
     "synthesize": ("generate",),
+    "merge": (),
 }
 """The config sections each `eedi` command reads; each of their settings is one of its flags.
 A field whose metadata names `commands` is a flag of those commands only."""
