@@ -39,12 +39,19 @@ def _model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Pat
 
 @dataclass(frozen=True)
 class HeldOut:
-    """The fold to score a trained model on (None: there is none) and why."""
+    """The fold to score a trained model on (None: there is none), the split it belongs to,
+    and why."""
 
     fold: int | None
     folds: int
     seed: int
+    group_by: str
     reason: str
+
+    def apply(self, config: KitConfig) -> None:
+        """Make `config`'s [evaluate] split the one the model was trained with."""
+        config.evaluate.folds, config.evaluate.seed = self.folds, self.seed
+        config.evaluate.group_by = self.group_by
 
 
 def held_out_fold(models: ModelPaths | None, config: KitConfig) -> HeldOut:
@@ -56,28 +63,31 @@ def held_out_fold(models: ModelPaths | None, config: KitConfig) -> HeldOut:
         for path in _model_paths(models, config)
         if path is not None and (Path(path) / RESOLVED_CONFIG).is_file()
     ]
+    split = (evaluate.folds, evaluate.seed, evaluate.group_by)
     if not trained:
-        return HeldOut(0, evaluate.folds, evaluate.seed, "no fine-tuned model: fold 0 scored")
+        return HeldOut(0, *split, "no fine-tuned model: fold 0 scored")
     splits = {
-        (c["train"]["val_fold"], c["evaluate"]["folds"], c["evaluate"]["seed"]) for c in trained
+        (
+            c["train"]["val_fold"],
+            c["evaluate"]["folds"],
+            c["evaluate"]["seed"],
+            c["evaluate"].get("group_by", "QuestionId"),  # models trained before group_by
+        )
+        for c in trained
     }
     if len(splits) > 1:
         return HeldOut(
             None,
-            evaluate.folds,
-            evaluate.seed,
+            *split,
             f"the models held out different folds {sorted(splits)}: none is unseen by all, "
             "CV skipped",
         )
-    fold, folds, seed = splits.pop()
+    fold, folds, seed, group_by = splits.pop()
     if fold < 0:
-        return HeldOut(
-            None,
-            folds,
-            seed,
-            "the model trained on every row (val_fold = -1): no held-out fold, CV skipped",
-        )
-    return HeldOut(fold, folds, seed, f"scoring fold {fold} of {folds}, which the model held out")
+        reason = "the model trained on every row (val_fold = -1): no held-out fold, CV skipped"
+        return HeldOut(None, folds, seed, group_by, reason)
+    reason = f"scoring fold {fold} of {folds} (grouped by {group_by}), which the model held out"
+    return HeldOut(fold, folds, seed, group_by, reason)
 
 
 def unseen_prior(

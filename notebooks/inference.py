@@ -62,7 +62,7 @@ if not is_competition_rerun() and data.has_train:
     held_out = pipeline.held_out_fold(None, config)
     print(held_out.reason)
     if held_out.fold is not None:
-        config.evaluate.folds, config.evaluate.seed = held_out.folds, held_out.seed
+        held_out.apply(config)
         report = pipeline.evaluate(
             data, None, config, held_out.fold, config.evaluate.commit_run_questions
         )

@@ -21,6 +21,11 @@ def model_folder(tmp_path, name: str, val_fold: int, folds: int = 5, seed: int =
 def test_the_fold_the_model_held_out_with_its_split(tmp_path) -> None:
     held_out = held_out_fold([model_folder(tmp_path, "m", 2, folds=3, seed=7)], KitConfig())
     assert (held_out.fold, held_out.folds, held_out.seed) == (2, 3, 7)
+    config = KitConfig()
+    config.evaluate.group_by = "SubjectId"
+    held_out.apply(config)
+    assert (config.evaluate.folds, config.evaluate.seed) == (3, 7)
+    assert config.evaluate.group_by == "ConstructId"  # what the model was trained with
 
 
 def test_a_model_trained_on_every_row_has_no_fold_to_score(tmp_path) -> None:
