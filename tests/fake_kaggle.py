@@ -156,10 +156,17 @@ def datasets_upload(command: str, args: list[str], record: dict) -> None:  # §4
     meta = upload(args, "dataset-metadata.json", record)
     dataset_id = meta.get("id", "")
     datasets = load("datasets.json", {})
-    if command == "create":
+    if command == "create":  # EXT:dataset_create_new
+        for key in ("id", "title", "licenses"):
+            if key not in meta:
+                raise CliError(f"Key {key} not found in data")
+        if len(meta["licenses"]) != 1:
+            raise CliError("Please specify exactly one license")
         slug = dataset_id.split("/")[1]
         if not 6 <= len(slug) <= 50:
             raise CliError("The dataset slug must be between 6 and 50 characters")
+        if not 6 <= len(meta["title"]) <= 50:
+            raise CliError("The dataset title must be between 6 and 50 characters")
         if dataset_id in datasets:  # EXT:dataset_create_new pre-checks the slug
             print(
                 f'Dataset creation error: The requested slug "{slug}" is already in use by a '
