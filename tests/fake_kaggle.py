@@ -118,8 +118,11 @@ def authenticated_user() -> tuple[str, str] | None:
 # --- commands ------------------------------------------------------------------------------
 def upload(args: list[str], metadata_file: str, record: dict) -> dict:
     folder = Path(option(args, "-p", "--path") or ".")
-    if not (folder / metadata_file).is_file():  # EXT:get_dataset_metadata_file and push
-        raise CliError(f"Metadata file not found: {metadata_file}")
+    if not folder.is_dir():
+        raise CliError(f"Invalid folder: {folder}")
+    if not (folder / metadata_file).is_file():  # EXT:kernels_push names the path, datasets not
+        shown = folder / metadata_file if metadata_file == "kernel-metadata.json" else metadata_file
+        raise CliError(f"Metadata file not found: {shown}")
     meta = json.loads((folder / metadata_file).read_text())
     mode = option(args, "-r", "--dir-mode") or "skip"  # EXT:upload_files, default skip (§4)
     files = []
