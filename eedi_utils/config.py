@@ -150,7 +150,13 @@ class TrainConfig:
             "token for decoders), 'mean', 'cls' or 'lasttoken'."
         },
     )
-    epochs: int = field(default=2, metadata={"help": "Passes over the training rows."})
+    epochs: int = field(
+        default=4,
+        metadata={
+            "help": "Passes over the training rows (4: best map@25_lb on the ConstructId CV "
+            "within 30 minutes on 2 CPU cores; docs/benchmarks.md)."
+        },
+    )
     batch_size: int = field(default=32, metadata={"help": "Rows per step and device."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
