@@ -29,7 +29,11 @@ from eedi_utils.data import CompetitionData  # noqa: E402
 from eedi_utils.merge import merge_models  # noqa: E402
 from eedi_utils.metrics import lb_key, map_key  # noqa: E402
 from eedi_utils.retrieval import default_model_path, load_embedder  # noqa: E402
-from eedi_utils.train.report import score_model, tune_unseen_prior  # noqa: E402
+from eedi_utils.train.report import (  # noqa: E402
+    score_embeddings,
+    tune_unseen_prior,
+    validation_embeddings,
+)
 from eedi_utils.train.run import RetrieverTraining  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,8 +124,9 @@ def main() -> None:
     for alpha in parse_toml_value(args.alphas):
         merged = merge_models([str(out)], out.parent / f"{args.variant}-wise{alpha}", base, alpha)
         wise = load_embedder(merged, config.retrieval)
-        report = score_model(wise, training.data, config)
-        prior, table = tune_unseen_prior(wise, training.data, config)
+        embeddings = validation_embeddings(wise, training.data, config)
+        report = score_embeddings(*embeddings, training.data, config)
+        prior, table = tune_unseen_prior(*embeddings, training.data, config)
         chosen = max(table, key=lambda r: r[lb_key()])
         rows.append(row(f"{args.variant}: WiSE-FT {alpha}", report, command, minutes))
         rows.append(

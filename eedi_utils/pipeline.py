@@ -90,20 +90,32 @@ def held_out_fold(models: ModelPaths | None, config: KitConfig) -> HeldOut:
     return HeldOut(fold, folds, seed, group_by, reason)
 
 
+def stored_prior(paths: Sequence[str | Path | None]) -> UnseenPrior | None:
+    """The prior stored in the first of these model folders that has one."""
+    return next((p for p in (read_prior(x) for x in paths if x is not None) if p), None)
+
+
+def prior_strength(paths: Sequence[str | Path | None], config: KitConfig) -> float:
+    """[retrieval] unseen_prior when set, else the strength stored in the first model folder
+    that has one, else 0."""
+    if config.retrieval.unseen_prior is not None:
+        return config.retrieval.unseen_prior
+    stored = stored_prior(paths)
+    return stored.strength if stored else 0.0
+
+
 def unseen_prior(
     paths: Sequence[str | Path | None],
     config: KitConfig,
     labelled_ids: frozenset[int] | None,
 ) -> UnseenPrior | None:
-    """The prior to rank with: [retrieval] unseen_prior when set, else the one stored in the
-    first model folder that has one. Its labelled ids are the model's own, else
-    `labelled_ids` (the training side of the rows scored)."""
-    stored = next((p for p in (read_prior(x) for x in paths if x is not None) if p), None)
-    strength = config.retrieval.unseen_prior
-    if strength is None:
-        strength = stored.strength if stored else 0.0
+    """The prior to rank with, of `prior_strength`. Its labelled ids are those stored with
+    the first model that has a prior, else `labelled_ids` (the training side of the rows
+    scored)."""
+    strength = prior_strength(paths, config)
     if strength == 0.0:
         return None
+    stored = stored_prior(paths)
     if stored is not None:
         return UnseenPrior(strength, stored.labelled_ids)
     if labelled_ids is None:
@@ -135,7 +147,7 @@ def rank_misconceptions(
         queries = [f"{query}\n{HYPOTHESIS_PREFIX}{guess}" for query, guess in zip(queries, guesses)]
     paths = _model_paths(models, config)
     prior = unseen_prior(paths, config, labelled)
-    ids = data.misconceptions["MisconceptionId"]
+    ids = data.misconceptions["MisconceptionId"].to_numpy()
     positions = retrieve(
         queries,
         misconception_texts(data.misconceptions, config.text),
@@ -143,7 +155,7 @@ def rank_misconceptions(
         config.retrieval,
         bonus=prior.bonus(ids) if prior else None,
     )
-    ranked = data.misconceptions["MisconceptionId"].to_numpy()[positions]
+    ranked = ids[positions]
     if config.rerank.enabled:
         ranked = llm_stage.run(
             llm_stage.Job("rerank", long, ranked, data.misconceptions, config.rerank)
@@ -193,7 +205,7 @@ def evaluate(
         if max_questions < len(questions):
             rng = np.random.default_rng(config.evaluate.seed)
             sampled = rng.choice(questions, max_questions, replace=False)
-    per_fold = unseen_prior(_model_paths(models, config), config, frozenset()) is not None
+    per_fold = prior_strength(_model_paths(models, config), config) != 0.0
     groups = [[f] for f in chosen] if per_fold else [chosen]
     all_rows, all_seen, all_ranked = [], [], []
     for group in groups:

@@ -50,6 +50,10 @@ class TrainingData:
             texts.append(choices[int(rng.integers(len(choices)))] if len(choices) > 1 else text)
         return texts
 
+    def labelled_ids(self) -> frozenset[int]:
+        """The misconceptions that some training row (real or generated) is labelled with."""
+        return frozenset(int(g) for g in self.gold)
+
     def positives(self, texts: list[str]) -> list[str]:
         """The gold document text of each training row, from one round's `round_texts`."""
         position = {int(i): p for p, i in enumerate(self.document_ids)}

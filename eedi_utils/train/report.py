@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import KitConfig
@@ -18,45 +20,57 @@ METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
 
 
-def score_model(model: SentenceTransformer, data: TrainingData, config: KitConfig) -> dict:
-    """MAP@k and recall@k (k = [retrieval] top_k), seen, unseen and the leaderboard estimate,
-    on the validation rows."""
+def validation_embeddings(
+    model: SentenceTransformer, data: TrainingData, config: KitConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The validation queries' and the documents' embeddings by `model`."""
     queries = encode(model, data.val_queries, config.retrieval)
-    documents = encode(model, data.documents, config.retrieval)
-    _, positions = fused_top_k([queries], [documents], config.retrieval.top_k)
+    return queries, encode(model, data.documents, config.retrieval)
+
+
+def score_embeddings(
+    queries: torch.Tensor,
+    documents: torch.Tensor,
+    data: TrainingData,
+    config: KitConfig,
+    bonus: np.ndarray | None = None,
+) -> dict:
+    """MAP@k and recall@k (k = [retrieval] top_k), seen, unseen and the leaderboard estimate
+    of the validation rows ranked by these embeddings (plus `bonus` per document)."""
+    k = config.retrieval.top_k
+    _, positions = fused_top_k([queries], [documents], k, bonus=bonus)
     ranked = data.document_ids[positions.numpy()]
-    k, u = config.retrieval.top_k, config.evaluate.lb_unseen_share
-    return score_report(ranked, data.val_gold, data.val_seen, k, u)
+    return score_report(ranked, data.val_gold, data.val_seen, k, config.evaluate.lb_unseen_share)
+
+
+def score_model(model: SentenceTransformer, data: TrainingData, config: KitConfig) -> dict:
+    """`score_embeddings` of the model's own embeddings, no prior."""
+    return score_embeddings(*validation_embeddings(model, data, config), data, config)
 
 
 def tune_unseen_prior(
-    model: SentenceTransformer, data: TrainingData, config: KitConfig
+    queries: torch.Tensor, documents: torch.Tensor, data: TrainingData, config: KitConfig
 ) -> tuple[UnseenPrior, list[dict]]:
     """The unseen-prior strength of `[train] unseen_prior_grid` with the best leaderboard
-    estimate on the validation rows (the smallest on ties), and the whole table: each row
-    shows what the prior buys on unseen rows and costs on seen ones. The labelled ids are
-    those of the rows the model trained on."""
-    labelled = frozenset(int(g) for g in data.gold)
-    queries = encode(model, data.val_queries, config.retrieval)
-    documents = encode(model, data.documents, config.retrieval)
-    k, u = config.retrieval.top_k, config.evaluate.lb_unseen_share
+    estimate on the validation rows ranked by these embeddings (the smallest on ties), and the
+    whole table: each row shows what the prior buys on unseen rows and costs on seen ones. The
+    labelled ids are those of the rows the model trained on."""
+    labelled = data.labelled_ids()
+    key, estimate = map_key(config.retrieval.top_k), lb_key(config.retrieval.top_k)
     table = []
     for strength in config.train.unseen_prior_grid:
         bonus = UnseenPrior(strength, labelled).bonus(data.document_ids)
-        _, positions = fused_top_k([queries], [documents], k, bonus=bonus)
-        report = score_report(
-            data.document_ids[positions.numpy()], data.val_gold, data.val_seen, k, u
-        )
+        report = score_embeddings(queries, documents, data, config, bonus)
         table.append(
             {
                 "unseen_prior": strength,
-                map_key(k): report[map_key(k)],
-                "seen": report["seen"][map_key(k)],
-                "unseen": report["unseen"][map_key(k)],
-                lb_key(k): report[lb_key(k)],
+                key: report[key],
+                "seen": report["seen"][key],
+                "unseen": report["unseen"][key],
+                estimate: report[estimate],
             }
         )
-    best = max(table, key=lambda row: row[lb_key(k)])  # max keeps the first of equals
+    best = max(table, key=lambda row: row[estimate])  # max keeps the first of equals
     return UnseenPrior(best["unseen_prior"], labelled), table
 
 

@@ -40,7 +40,13 @@ from eedi_utils.train.data import prepare_data
 from eedi_utils.train.lora import merge_lora
 from eedi_utils.train.mining import mine_negatives
 from eedi_utils.train.model import build_model, mixed_precision_flags
-from eedi_utils.train.report import read_history, score_model, tune_unseen_prior, write_history
+from eedi_utils.train.report import (
+    read_history,
+    score_model,
+    tune_unseen_prior,
+    validation_embeddings,
+    write_history,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -201,11 +207,12 @@ class RetrieverTraining:
         """Tune the unseen prior on the validation rows (or take the config's value when there
         are none) and store it, with the ids the training rows label, in the model folder."""
         if len(self.data.val_gold):
-            prior, self.prior_table = tune_unseen_prior(model, self.data, self.config)
+            embeddings = validation_embeddings(model, self.data, self.config)
+            prior, self.prior_table = tune_unseen_prior(*embeddings, self.data, self.config)
             logger.info("unseen prior %s tuned: %s", prior.strength, self.prior_table)
         else:
-            labelled = frozenset(int(g) for g in self.data.gold)
-            prior = UnseenPrior(self.config.retrieval.unseen_prior or 0.0, labelled)
+            strength = self.config.retrieval.unseen_prior or 0.0
+            prior = UnseenPrior(strength, self.data.labelled_ids())
         write_prior(self.output_dir, prior, self.prior_table)
 
     def run(self, resume: bool = False) -> SentenceTransformer:
