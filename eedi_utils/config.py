@@ -187,6 +187,13 @@ class TrainConfig:
             "false negatives); unset: off."
         },
     )
+    negative_relative_margin: float | None = field(
+        default=None,
+        metadata={
+            "help": "Skip candidates scoring above the gold's score minus this share of its "
+            "magnitude (0.05: within 5% of the gold; NV-Retriever's TopK-PercPos); unset: off."
+        },
+    )
     remine_every: int = field(
         default=1, metadata={"help": "Epochs between re-mining from the current model; 0: once."}
     )

@@ -21,6 +21,7 @@ def mine_negatives(
     n_negatives: int,
     rank_range: tuple[int, int] = (1, 100),
     margin: float | None = None,
+    relative_margin: float | None = None,
     seed: int = 0,
 ) -> np.ndarray:
     """Document positions of `n_negatives` hard negatives per query, shape (queries, n).
@@ -28,7 +29,10 @@ def mine_negatives(
     For each query all documents are ranked by cosine similarity, every document whose id is
     the query's gold id is removed, and `n_negatives` are drawn at random (seeded) from ranks
     `rank_range` (1-based, inclusive) of what is left. With `margin`, candidates scoring above
-    the gold's best score minus `margin` are skipped as likely false negatives. A query with
+    the gold's best score minus `margin` are skipped as likely false negatives; with
+    `relative_margin`, those above the gold's score minus `relative_margin` times its magnitude
+    (sentence-transformers' `mine_hard_negatives(relative_margin=)`, the NV-Retriever
+    "TopK-PercPos" rule; `util/hard_negatives.py`). A query with
     fewer than `n_negatives` candidates left in the range falls back to the ranks right after
     the range (never to closer ones, which are the likeliest false negatives).
     """
@@ -49,15 +53,26 @@ def mine_negatives(
         gold_score = similarity.masked_fill(~is_gold, float("-inf")).max(dim=1).values
         similarity = similarity.masked_fill(is_gold, float("-inf"))
         by_rank = similarity.argsort(dim=1, descending=True)  # gold last, margin not applied
-        if margin is not None:
-            too_close = similarity > (gold_score - margin)[:, None]
-            similarity = similarity.masked_fill(too_close, float("-inf"))
+        for threshold in thresholds(gold_score, margin, relative_margin):
+            similarity = similarity.masked_fill(similarity > threshold[:, None], float("-inf"))
         for row in range(by_rank.shape[0]):
             ranked = by_rank[row][~is_gold[row][by_rank[row]]].numpy()
             kept = ranked[similarity[row][ranked].numpy() > float("-inf")]
             window = kept[start - 1 : stop]
-            if len(window) < n_negatives:  # the ranks right after the range, margin ignored
+            if len(window) < n_negatives:  # the ranks right after the range, margins ignored
                 after = min(stop, len(ranked) - n_negatives)
                 window = ranked[after : after + n_negatives]
             negatives[begin + row] = rng.choice(window, n_negatives, replace=False)
     return negatives
+
+
+def thresholds(
+    gold_score: torch.Tensor, margin: float | None, relative_margin: float | None
+) -> list[torch.Tensor]:
+    """Per-query scores above which a candidate counts as a likely false negative."""
+    found = []
+    if margin is not None:
+        found.append(gold_score - margin)
+    if relative_margin is not None:
+        found.append(gold_score - gold_score.abs() * relative_margin)
+    return found

@@ -127,6 +127,7 @@ class RetrieverTraining:
                 cfg.n_negatives,
                 (first, last),
                 cfg.negative_margin,
+                cfg.negative_relative_margin,
                 seed=cfg.seed + round_index,
             )
             path.parent.mkdir(parents=True, exist_ok=True)
