@@ -61,6 +61,14 @@ COMMANDS = {
         "the --model folders (same architecture): several seeds or folds averaged, and/or a "
         "fine-tuned model moved back toward its base. No inference cost; tune alpha on the CV.",
     ),
+    "train-reranker": (
+        "fine-tune an LLM reranker on out-of-fold retrieval candidates",
+        "Rank every labelled train row with a retriever that did not train on it ([train_reranker] "
+        "retrievers, or one trained here per fold), fine-tune a causal LM with LoRA to pick the "
+        "gold among them (listwise letters or pointwise Yes/No, scored as [rerank] scores), "
+        "merge the adapter and save OUT/model for `[rerank] model`; reports the held-out fold "
+        "before and after. Runs on several GPUs under `accelerate launch`.",
+    ),
     "paraphrase": (
         "paraphrase questions and misconceptions with an LLM into a data folder (extra [llm])",
         "Ask an OpenAI-compatible endpoint for N paraphrases of every question text and "
@@ -120,7 +128,7 @@ def add_setting_flags(parser: argparse.ArgumentParser, command: str) -> None:
         options: dict[str, Any] = {
             "dest": f"{section}.{setting.name}",
             "default": argparse.SUPPRESS,
-            "help": help_text,
+            "help": help_text.replace("%", "%%"),  # argparse formats help with %
         }
         if (section, setting.name) == ("retrieval", "models"):
             options.update(action="append", metavar="PATH")
@@ -177,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--max-questions", type=int, help="score a seeded sample of questions"
             )
+        elif name == "train-reranker":
+            command.add_argument(
+                "--output-dir",
+                required=True,
+                metavar="OUT",
+                help="folder to write (model in OUT/model)",
+            )
         elif name == "train":
             command.add_argument(
                 "--output-dir", required=True, metavar="OUT", help="model folder to write"
@@ -230,12 +245,34 @@ def run(args: argparse.Namespace) -> int:
         for row in training.prior_table:
             print(f"unseen prior {row}", file=sys.stderr)
         print(f"model saved in {args.output_dir}", file=sys.stderr)
+    elif args.command == "train-reranker":
+        from eedi_utils.reranker.run import RerankerTraining
+
+        reranker = RerankerTraining(data, args.output_dir, config)
+        folder = reranker.run()
+        print(json.dumps(summary(reranker.reports), indent=2))
+        print(f"reranker saved in {folder}: set [rerank] model to it", file=sys.stderr)
     elif args.command in ("paraphrase", "synthesize"):
         return generate(args, config, data)
     else:
         report = pipeline.evaluate(data, None, config, args.fold, args.max_questions)
         print(json.dumps({"data_dir": str(source.path), **report}, indent=2))
     return 0
+
+
+def summary(reports: dict[str, dict]) -> dict[str, dict]:
+    """MAP@k, seen, unseen, unseen share and the leaderboard estimate of each report."""
+    rows = {}
+    for name, report in reports.items():
+        key = next(k for k in report if k.startswith("map@"))
+        rows[name] = {
+            key: report[key],
+            "seen": report["seen"][key],
+            "unseen": report["unseen"][key],
+            "unseen_share": report["unseen_share"],
+            **{k: v for k, v in report.items() if k.endswith("_lb")},
+        }
+    return rows
 
 
 def generate(args: argparse.Namespace, config: KitConfig, data: CompetitionData) -> int:

@@ -24,6 +24,7 @@ COMMAND_SECTIONS = {
     "paraphrase": ("generate",),
     "synthesize": ("generate",),
     "merge": (),
+    "train-reranker": ("train_reranker", "train", "rerank", "retrieval", "text", "evaluate"),
 }
 """The config sections each `eedi` command reads; each of their settings is one of its flags.
 A field whose metadata names `commands` is a flag of those commands only."""
@@ -85,6 +86,28 @@ class RetrievalConfig:
     batch_size: int = field(default=64, metadata={"help": "Texts per encoding batch."})
     max_seq_length: int = field(default=128, metadata={"help": "Tokens kept per text."})
     device: str = field(default="auto", metadata={"help": "'auto', 'cpu', 'cuda', 'cuda:1'..."})
+    devices: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Encode on these devices, one process each with its own copy of the model "
+            "and a share of the texts (['cuda:0', 'cuda:1'] on Kaggle's T4 x2); empty: "
+            "`device` in this process."
+        },
+    )
+    load_in_bits: int = field(
+        default=0,
+        metadata={
+            "help": "Load the embedder in 4 (NF4) or 8 bits with bitsandbytes (CUDA only): a "
+            "7B embedder in fp16 (~15 GB) does not fit a 15 GB T4; 0: `dtype`."
+        },
+    )
+    tokens_per_second: float = field(
+        default=0.0,
+        metadata={
+            "help": "Tokens one device encodes per second, for the time estimate printed "
+            "before encoding (each worker also logs its measured rate); 0: tokens only."
+        },
+    )
     dtype: str = field(
         default="auto",
         metadata={
@@ -425,6 +448,76 @@ class RerankConfig:
 
 
 @dataclass
+class RerankerTrainConfig:
+    """Fine-tuning an LLM reranker on out-of-fold retrieval candidates (`eedi train-reranker`),
+    scored exactly as the [rerank] stage scores."""
+
+    base_model: str = field(
+        default="", metadata={"help": "Causal LM folder to fine-tune (with a chat template)."}
+    )
+    retrievers: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Retriever folders giving each train row's candidates: one per [evaluate] "
+            "fold, trained without that fold (e.g. `eedi train --val-fold K`), or one that "
+            "trained on no train row (a base model); empty: the kit trains one per fold "
+            "with the [train] settings."
+        },
+    )
+    top_n: int = field(default=25, metadata={"help": "Candidates kept per row."})
+    mode: str = field(
+        default="listwise",
+        metadata={
+            "help": "'listwise' (cross-entropy over the candidate letters' logits) or "
+            "'pointwise' (logit(Yes) - logit(No), cross-entropy over a group)."
+        },
+    )
+    list_sizes: list[int] = field(
+        default_factory=lambda: [5, 10, 15, 25],
+        metadata={"help": "Listwise: candidates per prompt, drawn per row from this set."},
+    )
+    group_size: int = field(
+        default=8, metadata={"help": "Pointwise: prompts per group (the gold and its negatives)."}
+    )
+    max_length: int = field(
+        default=2048, metadata={"help": "Longest prompt in tokens; longer rows are left out."}
+    )
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the training rows."})
+    batch_size: int = field(
+        default=2, metadata={"help": "Prompts (listwise) or groups (pointwise) per device step."}
+    )
+    gradient_accumulation_steps: int = field(default=8, metadata={"help": "Steps per update."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps warming up."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank; 0: full fine-tuning."})
+    lora_alpha: int = field(default=0, metadata={"help": "LoRA alpha; 0: twice the rank."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] = field(
+        default_factory=list, metadata={"help": "Modules LoRA adapts; empty: per architecture."}
+    )
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "QLoRA: 4-bit base weights (bitsandbytes, CUDA only)."}
+    )
+    gradient_checkpointing: bool = field(
+        default=True, metadata={"help": "Recompute activations in the backward pass."}
+    )
+    mixed_precision: str = field(
+        default="auto", metadata={"help": "'auto' (as [rerank] dtype), 'bf16', 'fp16', 'no'."}
+    )
+    save_dtype: str = field(
+        default="float16",
+        metadata={"help": "Dtype of the merged folder (float16 runs on a T4; bfloat16; float32)."},
+    )
+    val_fold: int = field(
+        default=0, metadata={"help": "Fold of [evaluate] held out for evaluation; -1: none."}
+    )
+    eval_rows: int = field(
+        default=0, metadata={"help": "Held-out rows reranked before and after; 0: all."}
+    )
+    seed: int = field(default=42, metadata={"help": "Seed of list sizes, positions, training."})
+
+
+@dataclass
 class KitConfig:
     """All stages together: one object per TOML section."""
 
@@ -433,6 +526,7 @@ class KitConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
+    train_reranker: RerankerTrainConfig = field(default_factory=RerankerTrainConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     kaggle: KaggleConfig = field(default_factory=KaggleConfig)
 

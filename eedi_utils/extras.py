@@ -5,7 +5,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-EXTRAS = {"openai": "llm", "vllm": "vllm", "jupytext": "kaggle", "nbformat": "kaggle"}
+EXTRAS = {
+    "openai": "llm",
+    "vllm": "vllm",
+    "jupytext": "kaggle",
+    "nbformat": "kaggle",
+    "bitsandbytes": "gpu",
+}
 """The extra of `eedi-kit` that installs each optional module."""
 
 

@@ -11,6 +11,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import RetrievalConfig
+from eedi_utils.extras import require
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,28 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
     return torch.bfloat16 if cpu_runs_bf16_fast() else torch.float32
 
 
+def quantization_kwargs(bits: int, device: str) -> dict:
+    """`from_pretrained` arguments loading the weights in 4 bits (NF4, double quantisation) or
+    8 bits with bitsandbytes, computing in the device's half dtype; CUDA only."""
+    if bits not in (4, 8):
+        raise ValueError(f"load_in_bits must be 0, 4 or 8, got {bits}")
+    if not device.startswith("cuda"):
+        raise ValueError(f"{bits}-bit loading (bitsandbytes) needs a CUDA GPU, not {device!r}")
+    require("bitsandbytes", f"{bits}-bit loading")
+    from transformers import BitsAndBytesConfig
+
+    if bits == 8:
+        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
+    return {
+        "quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=resolve_dtype("auto", device),
+        )
+    }
+
+
 def load_embedder(path: str | Path | None, config: RetrievalConfig) -> SentenceTransformer:
     """Load a sentence-transformers folder from disk only (never from a hub)."""
     path = Path(path) if path is not None else default_model_path()
@@ -62,8 +85,11 @@ def load_embedder(path: str | Path | None, config: RetrievalConfig) -> SentenceT
         raise FileNotFoundError(f"model folder not found: {path}")
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
+    model_kwargs: dict = {"dtype": dtype}
+    if config.load_in_bits:
+        model_kwargs.update(quantization_kwargs(config.load_in_bits, device))
     model = SentenceTransformer(
-        str(path), device=device, local_files_only=True, model_kwargs={"dtype": dtype}
+        str(path), device=device, local_files_only=True, model_kwargs=model_kwargs
     )
     # Never past the model's own limit (its position embeddings end there).
     model.max_seq_length = min(config.max_seq_length, model.max_seq_length or config.max_seq_length)
@@ -152,6 +178,14 @@ def retrieve(
         raise ValueError("the unseen prior adds to cosine scores: use fusion = 'mean' with it")
     query_embeddings, document_embeddings = [], []
     for path in model_paths:
+        if config.devices:
+            from eedi_utils.multi_device import encode_on_devices
+
+            folder = path if path is not None else default_model_path()
+            both = encode_on_devices(folder, [*queries, *documents], config)
+            query_embeddings.append(both[: len(queries)])
+            document_embeddings.append(both[len(queries) :])
+            continue
         model = load_embedder(path, config)
         query_embeddings.append(encode(model, queries, config))
         document_embeddings.append(encode(model, documents, config))

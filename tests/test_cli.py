@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from eedi_utils.cli import main
+from eedi_utils.cli import COMMANDS, main
 from eedi_utils.data import CompetitionData
 from eedi_utils.submission import read_submission, validate_submission
 
@@ -112,6 +112,15 @@ def test_help_reads_well(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert "--data-dir" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_prints_its_help(command: str, capsys) -> None:
+    """argparse formats help texts with %: a setting's help saying "5%" must still print."""
+    with pytest.raises(SystemExit) as caught:
+        main([command, "--help"])
+    assert caught.value.code == 0
+    assert "--quiet" in capsys.readouterr().out
 
 
 def test_console_script_is_installed() -> None:

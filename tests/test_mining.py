@@ -95,7 +95,9 @@ def test_relative_margin_skips_candidates_within_a_share_of_the_gold_score() -> 
     cosines = [0.8, 0.9, 0.78, 0.7, 0.5, 0.3]  # document 0 is the gold
     documents = unit([[c, (1 - c * c) ** 0.5] for c in cosines])
     query, ids = unit([[1, 0]]), [0, 1, 2, 3, 4, 5]
-    relative = mine_negatives(query, documents, ids, [0], 3, rank_range=(1, 5), relative_margin=0.05)
+    relative = mine_negatives(
+        query, documents, ids, [0], 3, rank_range=(1, 5), relative_margin=0.05
+    )
     assert sorted(relative[0].tolist()) == [3, 4, 5]
     absolute = mine_negatives(query, documents, ids, [0], 4, rank_range=(1, 5), margin=0.01)
     assert sorted(absolute[0].tolist()) == [2, 3, 4, 5]

@@ -60,6 +60,27 @@ def single_token_ids(tokenizer: PreTrainedTokenizerBase, labels: Sequence[str]) 
     return ids
 
 
+def left_pad(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask, left-padded so every prompt ends at the last position."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
+    return ids, mask
+
+
+def next_token_logits(
+    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """(prompts, vocabulary) logits of the token after each left-padded prompt: the one forward
+    that both the reranker's training loss and the transformers backend's scores use."""
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    output = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)
+    return output.logits[:, -1]
+
+
 class TransformersBackend:
     def __init__(self, path: str | Path, config: RerankConfig, device: str = "auto"):
         self.device = resolve_device(device)
@@ -74,12 +95,7 @@ class TransformersBackend:
             self.pad_id = self.tokenizer.eos_token_id
 
     def _batch(self, prompts: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the edge
-            ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
+        ids, mask = left_pad(prompts, self.pad_id)
         return ids.to(self.device), mask.to(self.device)
 
     @torch.inference_mode()
@@ -87,9 +103,8 @@ class TransformersBackend:
         rows = []
         for start in range(0, len(prompts), self.batch_size):
             ids, mask = self._batch(prompts[start : start + self.batch_size])
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-            choices = logits[:, -1, list(token_ids)].float().log_softmax(-1)
+            logits = next_token_logits(self.model, ids, mask)
+            choices = logits[:, list(token_ids)].float().log_softmax(-1)
             rows.append(choices.cpu().numpy())
         return np.concatenate(rows) if rows else np.zeros((0, len(token_ids)), np.float32)
 

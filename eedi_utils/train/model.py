@@ -9,7 +9,7 @@ from transformers import AutoConfig
 
 from eedi_utils.config import TrainConfig
 from eedi_utils.inputs import resolve_input_path
-from eedi_utils.retrieval import default_model_path, resolve_dtype
+from eedi_utils.retrieval import default_model_path, quantization_kwargs, resolve_dtype
 from eedi_utils.train.lora import DECODER_TYPES, add_lora
 
 
@@ -24,18 +24,7 @@ def build_model(
         if config.base_model
         else default_model_path()
     )
-    model_kwargs = {}
-    if config.load_in_4bit:
-        if not device.startswith("cuda"):
-            raise ValueError("load_in_4bit (QLoRA) needs a CUDA GPU with bitsandbytes")
-        from transformers import BitsAndBytesConfig
-
-        model_kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=resolve_dtype("auto", device),
-        )
+    model_kwargs = quantization_kwargs(4, device) if config.load_in_4bit else {}
     if (path / "modules.json").exists():
         model = SentenceTransformer(
             str(path), device=device, local_files_only=True, model_kwargs=model_kwargs
@@ -64,9 +53,8 @@ def build_model(
     return model
 
 
-def mixed_precision_flags(config: TrainConfig, device: str) -> dict[str, bool]:
+def mixed_precision_flags(choice: str, device: str) -> dict[str, bool]:
     """bf16/fp16 flags for the trainer: 'auto' uses bf16 only where it runs natively."""
-    choice = config.mixed_precision
     if choice == "auto":
         dtype = resolve_dtype("auto", device)
         choice = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "no")

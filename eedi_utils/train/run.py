@@ -166,7 +166,7 @@ class RetrieverTraining:
             report_to="none",
             use_cpu=self.device == "cpu",
             disable_tqdm=not self.config.retrieval.show_progress,
-            **mixed_precision_flags(cfg, self.device),
+            **mixed_precision_flags(cfg.mixed_precision, self.device),
         )
 
     def loss(self, model: SentenceTransformer):

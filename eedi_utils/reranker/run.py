@@ -1,0 +1,248 @@
+"""`eedi train-reranker`: fine-tune a causal LM to rerank out-of-fold retrieval candidates with
+LoRA (QLoRA on CUDA) on the transformers Trainer, merge the adapter into a half-precision copy
+of the base, and report the held-out fold before and after, as retrieval reports it.
+
+OUT/model is the merged, plain transformers folder that `[rerank] model` loads (transformers or
+vLLM); OUT/candidates.npz, OUT/retrievers/ and OUT/adapter/ are the working files;
+OUT/reranker_metrics.json holds the reports and the training losses. Runs on several GPUs under
+`accelerate launch -m eedi_utils.cli train-reranker ...` (the Trainer's DDP)."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import PartialState
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainingArguments
+
+from eedi_utils.config import KitConfig
+from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.inputs import resolve_input_path
+from eedi_utils.metrics import lb_key, score_report
+from eedi_utils.rerank.backends import TransformersBackend, single_token_ids
+from eedi_utils.rerank.prompts import LABELS
+from eedi_utils.rerank.scoring import rerank
+from eedi_utils.reranker.candidates import out_of_fold_candidates
+from eedi_utils.reranker.examples import listwise_examples, pointwise_groups
+from eedi_utils.reranker.loss import ChoiceTrainer, ListwiseCollator, PointwiseCollator
+from eedi_utils.retrieval import quantization_kwargs, resolve_device, resolve_dtype
+from eedi_utils.splits import config_folds
+from eedi_utils.train.lora import lora_targets
+from eedi_utils.train.model import mixed_precision_flags
+
+logger = logging.getLogger(__name__)
+MODEL_FOLDER = "model"
+METRICS_FILE = "reranker_metrics.json"
+MODES = ("listwise", "pointwise")
+
+
+class RerankerTraining:
+    """One reranker run: candidates, prompts, training, merge, and the held-out reports."""
+
+    def __init__(self, data: CompetitionData, output_dir: str | Path, config: KitConfig):
+        cfg = config.train_reranker
+        if not cfg.base_model:
+            raise ValueError("[train_reranker] base_model is empty: name a causal LM folder")
+        if cfg.mode not in MODES:
+            raise ValueError(f"[train_reranker] mode must be one of {MODES}, got {cfg.mode!r}")
+        if cfg.top_n < config.retrieval.top_k:
+            raise ValueError(
+                f"[train_reranker] top_n {cfg.top_n} is below [retrieval] top_k "
+                f"{config.retrieval.top_k}: the held-out report ranks top_k candidates"
+            )
+        self.data, self.output_dir, self.config = data, Path(output_dir), config
+        self.base = resolve_input_path(cfg.base_model, dataset=config.kaggle.model_dataset)
+        self.device = resolve_device("auto")
+        self.train = labelled(data.train())
+        self.names = dict(
+            zip(data.misconceptions["MisconceptionId"], data.misconceptions["MisconceptionName"])
+        )
+        self.reports: dict[str, dict] = {}
+        self.losses: list[float] = []
+
+    @property
+    def model_dir(self) -> Path:
+        return self.output_dir / MODEL_FOLDER
+
+    def split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Training rows, evaluated rows and whether each evaluated row's gold is seen."""
+        cfg = self.config.train_reranker
+        if cfg.val_fold < 0:
+            return np.arange(len(self.train)), np.array([], np.int64), np.array([], bool)
+        fold = config_folds(self.train, self.config.evaluate)[cfg.val_fold]
+        val_rows = fold.val_rows
+        if 0 < cfg.eval_rows < len(val_rows):
+            rng = np.random.default_rng(cfg.seed)
+            val_rows = np.sort(rng.choice(val_rows, cfg.eval_rows, replace=False))
+        gold = self.train["MisconceptionId"].to_numpy(np.int64)
+        return fold.train_rows, val_rows, fold.seen_mask(gold[val_rows])
+
+    def run(self) -> Path:
+        """Train, merge into OUT/model, and report; returns OUT/model."""
+        cfg = self.config.train_reranker
+        state = PartialState()
+        ranked = out_of_fold_candidates(self.data, self.config, self.output_dir)
+        train_rows, val_rows, val_seen = self.split()
+        tokenizer = AutoTokenizer.from_pretrained(str(self.base), local_files_only=True)
+        pad_id = tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = tokenizer.eos_token_id
+        rows = self.train.iloc[train_rows].reset_index(drop=True)
+        if cfg.mode == "listwise":
+            examples = listwise_examples(
+                rows, ranked[train_rows], self.names, tokenizer, cfg.list_sizes,
+                cfg.max_length, cfg.seed,
+            )  # fmt: skip
+            collator = ListwiseCollator(pad_id)
+            token_ids = single_token_ids(tokenizer, LABELS)
+        else:
+            examples = pointwise_groups(
+                rows, ranked[train_rows], self.names, tokenizer, cfg.group_size, cfg.max_length
+            )
+            collator = PointwiseCollator(pad_id)
+            token_ids = single_token_ids(tokenizer, ["Yes", "No"])
+        if not examples:
+            raise ValueError("no training prompts: every row was over [train_reranker] max_length")
+        if state.is_main_process and len(val_rows):
+            top_k = self.config.retrieval.top_k
+            self.reports["retrieval"] = self.score(ranked[val_rows][:, :top_k], val_rows, val_seen)
+            self.reports["before"] = self.evaluate(self.base, ranked, val_rows, val_seen)
+        trainer = ChoiceTrainer(
+            model=self.load_model(),
+            args=self.arguments(),
+            train_dataset=examples,
+            data_collator=collator,
+            mode=cfg.mode,
+            token_ids=token_ids,
+        )
+        trainer.train()
+        self.losses = [round(e["loss"], 4) for e in trainer.state.log_history if "loss" in e]
+        if state.is_main_process:
+            self.save(trainer.model, tokenizer)
+            del trainer
+            self.free_memory()
+            if len(val_rows):
+                self.reports["after"] = self.evaluate(self.model_dir, ranked, val_rows, val_seen)
+            self.write_metrics(len(examples))
+        state.wait_for_everyone()
+        return self.model_dir
+
+    def load_model(self) -> PreTrainedModel:
+        """The base in [rerank] dtype with a LoRA adapter (4-bit NF4 base for QLoRA), or in
+        fp32 for full fine-tuning (lora_r = 0)."""
+        cfg = self.config.train_reranker
+        kwargs: dict = {}
+        if cfg.load_in_4bit:
+            kwargs = quantization_kwargs(4, self.device)
+            kwargs["device_map"] = {"": PartialState().local_process_index}
+        dtype = (
+            resolve_dtype(self.config.rerank.dtype, self.device) if cfg.lora_r else torch.float32
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            str(self.base), dtype=dtype, local_files_only=True, **kwargs
+        )
+        if cfg.load_in_4bit:
+            model = prepare_model_for_kbit_training(
+                model,
+                use_gradient_checkpointing=cfg.gradient_checkpointing,
+                gradient_checkpointing_kwargs={"use_reentrant": False},
+            )
+        if not cfg.lora_r:
+            return model
+        lora = LoraConfig(
+            task_type=TaskType.CAUSAL_LM,
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha or 2 * cfg.lora_r,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=lora_targets(model.config.model_type, cfg.lora_target_modules),
+        )
+        return get_peft_model(model, lora)
+
+    def arguments(self) -> TrainingArguments:
+        cfg = self.config.train_reranker
+        return TrainingArguments(
+            output_dir=str(self.output_dir / "checkpoints"),
+            num_train_epochs=cfg.epochs,
+            per_device_train_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            learning_rate=cfg.learning_rate,
+            warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio in transformers 5
+            gradient_checkpointing=cfg.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            remove_unused_columns=False,
+            ddp_find_unused_parameters=False,
+            use_cpu=self.device == "cpu",
+            seed=cfg.seed,
+            **mixed_precision_flags(cfg.mixed_precision, self.device),
+        )
+
+    def save(self, model: PreTrainedModel, tokenizer) -> None:
+        """OUT/model: the adapter (kept in OUT/adapter) merged into the base loaded in
+        `save_dtype` with peft's `merge_and_unload`, or the fully fine-tuned weights."""
+        dtype = getattr(torch, self.config.train_reranker.save_dtype)
+        if isinstance(model, PeftModel):
+            adapter = self.output_dir / "adapter"
+            model.save_pretrained(adapter)
+            del model
+            self.free_memory()
+            base = AutoModelForCausalLM.from_pretrained(
+                str(self.base),
+                dtype=dtype,
+                local_files_only=True,
+                device_map="auto" if torch.cuda.is_available() else None,
+            )
+            model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+        model.to(dtype).save_pretrained(self.model_dir)
+        tokenizer.save_pretrained(self.model_dir)
+        logger.info("reranker saved in %s", self.model_dir)
+
+    def evaluate(
+        self, model_path: Path, ranked: np.ndarray, val_rows: np.ndarray, val_seen: np.ndarray
+    ) -> dict:
+        """The held-out rows' candidates reranked by `model_path` as the [rerank] stage does
+        (its windows, reverse pass; this run's mode), scored like retrieval."""
+        config = copy.deepcopy(self.config.rerank)
+        config.mode, config.model = self.config.train_reranker.mode, str(model_path)
+        backend = TransformersBackend(model_path, config)
+        long = self.train.iloc[val_rows].reset_index(drop=True)
+        top = ranked[val_rows][:, : self.config.retrieval.top_k]
+        reranked = rerank(long, top, self.data.misconceptions, backend, config)
+        del backend
+        self.free_memory()
+        return self.score(reranked, val_rows, val_seen)
+
+    def score(self, ranked: np.ndarray, val_rows: np.ndarray, val_seen: np.ndarray) -> dict:
+        gold = self.train["MisconceptionId"].to_numpy(np.int64)[val_rows]
+        report = score_report(
+            ranked,
+            gold,
+            val_seen,
+            self.config.retrieval.top_k,
+            self.config.evaluate.lb_unseen_share,
+        )
+        logger.info("held-out %s: %s", lb_key(self.config.retrieval.top_k), report.get(lb_key()))
+        return report
+
+    def write_metrics(self, n_examples: int) -> None:
+        metrics = {
+            "reports": self.reports,
+            "training_losses": self.losses,
+            "training_prompts": n_examples,
+            "config": self.config.to_dict(),
+        }
+        (self.output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+
+    @staticmethod
+    def free_memory() -> None:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,327 @@
+"""`eedi train-reranker`: the prompts, the loss, its agreement with the [rerank] stage's scores,
+learning on a synthetic task, and the whole command on the bundled sample.
+
+The learnable task: every gold misconception's name starts with the word "zebra", no other
+candidate's does; a reranker that learns to pick the letter (listwise) or say Yes (pointwise)
+for it ranks held-out rows whose golds it never saw in training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, TrainingArguments
+
+from eedi_utils.config import RerankConfig
+from eedi_utils.metrics import map_at_k
+from eedi_utils.rerank.backends import (
+    TransformersBackend,
+    chat_ids,
+    next_token_logits,
+    single_token_ids,
+)
+from eedi_utils.rerank.prompts import LABELS, pointwise_messages
+from eedi_utils.rerank.scoring import rerank
+from eedi_utils.reranker.examples import listwise_examples, pointwise_groups
+from eedi_utils.reranker.loss import (
+    ChoiceTrainer,
+    ListwiseCollator,
+    PointwiseCollator,
+    listwise_loss,
+)
+
+WORDS = [
+    "fraction",
+    "decimal",
+    "angle",
+    "ratio",
+    "area",
+    "volume",
+    "factor",
+    "prime",
+    "mean",
+    "median",
+    "graph",
+    "number",
+    "sign",
+    "square",
+    "root",
+    "index",
+    "power",
+    "place",
+    "value",
+    "digit",
+    "column",
+    "order",
+    "negative",
+    "positive",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_llm(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
+    """A 2-layer Llama built from a config, with SmolLM2's real tokenizer and chat template."""
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def synthetic_task(n_rows: int, n_candidates: int, seed: int):
+    """Rows (with their gold), candidate ids (gold first, then decoys) and names: golds are
+    'zebra ...', decoys are not; rows and names are drawn fresh for each seed."""
+    rng = np.random.default_rng(seed)
+    names, rows, ranked = {}, [], []
+    for r in range(n_rows):
+        gold = 1000 * seed + 100 * r
+        names[gold] = "zebra " + " ".join(rng.choice(WORDS, 3))
+        decoys = [gold + 1 + d for d in range(n_candidates - 1)]
+        for d in decoys:
+            names[d] = " ".join(rng.choice(WORDS, 4))
+        rows.append(
+            {
+                "SubjectName": "Number",
+                "ConstructName": " ".join(rng.choice(WORDS, 3)),
+                "QuestionText": "What is " + " ".join(rng.choice(WORDS, 4)) + "?",
+                "CorrectText": str(rng.integers(100)),
+                "AnswerText": str(rng.integers(100)),
+                "MisconceptionId": gold,
+            }
+        )
+        order = [gold, *decoys]
+        rng.shuffle(order)
+        ranked.append(order)
+    return pd.DataFrame(rows), np.array(ranked), names
+
+
+def reranked_map(folder: Path, mode: str, rows, ranked, names) -> float:
+    config = RerankConfig(
+        model=str(folder), mode=mode, windows=[[1, ranked.shape[1]]], reverse_pass=False,
+        dtype="float32", batch_size=16,
+    )  # fmt: skip
+    misconceptions = pd.DataFrame(
+        {"MisconceptionId": list(names), "MisconceptionName": list(names.values())}
+    )
+    backend = TransformersBackend(folder, config)
+    result = rerank(rows, ranked, misconceptions, backend, config)
+    return float(map_at_k(result, rows["MisconceptionId"].to_numpy(), ranked.shape[1]))
+
+
+def parse_options(tokenizer, prompt: list[int]) -> list[str]:
+    text = tokenizer.decode(prompt)
+    return [line[3:] for line in text.splitlines() if line[:1] in LABELS and line[1:3] == ". "]
+
+
+def test_listwise_prompts_hold_the_gold_once_at_its_letter(tiny_llm: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llm)
+    rows, ranked, names = synthetic_task(40, 8, seed=3)
+    missed = ranked.copy()
+    missed[:20] = np.where(
+        missed[:20] == rows["MisconceptionId"].to_numpy()[:20, None], -1, missed[:20]
+    )
+    names[-1] = "a decoy the retriever ranked instead of the gold"
+    examples = listwise_examples(rows, missed, names, tokenizer, [3, 5, 8], 2048, seed=0)
+    assert len(examples) == 40
+    positions = set()
+    for example, (_, row), candidates in zip(examples, rows.iterrows(), missed):
+        options = parse_options(tokenizer, example.input_ids)
+        assert len(options) == example.n_choices and example.n_choices in (3, 5, 8)
+        gold_name = names[row["MisconceptionId"]]
+        assert options.count(gold_name) == 1 and options[example.label] == gold_name
+        decoys = [names[int(i)] for i in candidates if i != row["MisconceptionId"]]
+        assert [o for o in options if o != gold_name] == decoys[: example.n_choices - 1]
+        positions.add(example.label)
+    assert len(positions) >= 5  # the gold's letter varies
+
+
+def test_pointwise_groups_put_the_gold_first(tiny_llm: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llm)
+    rows, ranked, names = synthetic_task(5, 8, seed=4)
+    groups = pointwise_groups(rows, ranked, names, tokenizer, 4, 2048)
+    for group, (_, row), candidates in zip(groups, rows.iterrows(), ranked):
+        decoys = [int(i) for i in candidates if i != row["MisconceptionId"]][:3]
+        expected = [chat_ids(tokenizer, pointwise_messages(row, names[i]))
+                    for i in [row["MisconceptionId"], *decoys]]  # fmt: skip
+        assert group.prompts == expected
+    with pytest.raises(ValueError, match="group_size 9"):
+        pointwise_groups(rows, ranked, names, tokenizer, 9, 2048)
+
+
+def test_training_scores_are_the_rerank_stage_scores(tiny_llm: Path) -> None:
+    """The loss's letter logits, softmaxed over the list, are the transformers backend's
+    log-probabilities of the same prompts (left-padded batch, one forward)."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llm)
+    rows, ranked, names = synthetic_task(6, 8, seed=5)
+    examples = listwise_examples(rows, ranked, names, tokenizer, [3, 8], 2048, seed=1)
+    backend = TransformersBackend(tiny_llm, RerankConfig(dtype="float32"))
+    batch = ListwiseCollator(tokenizer.eos_token_id)(examples)
+    letters = single_token_ids(tokenizer, LABELS)
+    with torch.no_grad():  # the forward of ChoiceTrainer.compute_loss, one padded batch
+        logits = next_token_logits(backend.model, batch["input_ids"], batch["attention_mask"])
+    for row, example in enumerate(examples):
+        training = logits[row, letters[: example.n_choices]].log_softmax(-1).numpy()
+        stage = backend.choice_logprobs([example.input_ids], letters[: example.n_choices])[0]
+        np.testing.assert_allclose(training, stage, atol=1e-4)
+    loss = listwise_loss(logits, letters, batch)
+    by_hand = -np.mean(
+        [
+            backend.choice_logprobs([e.input_ids], letters[: e.n_choices])[0][e.label]
+            for e in examples
+        ]
+    )
+    assert float(loss) == pytest.approx(by_hand, abs=1e-4)
+
+
+def train_choice_model(folder: Path, out: Path, mode: str, examples, steps: int, lr: float):
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    if mode == "listwise":
+        collator, ids = (
+            ListwiseCollator(tokenizer.eos_token_id),
+            single_token_ids(tokenizer, LABELS),
+        )
+    else:
+        collator = PointwiseCollator(tokenizer.eos_token_id)
+        ids = single_token_ids(tokenizer, ["Yes", "No"])
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), max_steps=steps, per_device_train_batch_size=8,
+        learning_rate=lr, warmup_steps=0.1, logging_steps=5, save_strategy="no",
+        report_to="none", remove_unused_columns=False, use_cpu=True, seed=0,
+    )  # fmt: skip
+    trainer = ChoiceTrainer(
+        model=model, args=args, train_dataset=examples, data_collator=collator, mode=mode,
+        token_ids=ids,
+    )  # fmt: skip
+    trainer.train()
+    trainer.model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return [e["loss"] for e in trainer.state.log_history if "loss" in e]
+
+
+def test_pointwise_reranker_learns_and_ranks_unseen_golds(tiny_llm: Path, tmp_path: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llm)
+    rows, ranked, names = synthetic_task(64, 8, seed=1)
+    held_rows, held_ranked, held_names = synthetic_task(32, 8, seed=2)  # other golds
+    groups = pointwise_groups(rows, ranked, names, tokenizer, 4, 2048)
+    losses = train_choice_model(tiny_llm, tmp_path / "pointwise", "pointwise", groups, 60, 3e-3)
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:2])
+    before = reranked_map(tiny_llm, "pointwise", held_rows, held_ranked, held_names)
+    after = reranked_map(tmp_path / "pointwise", "pointwise", held_rows, held_ranked, held_names)
+    assert before < 0.5 and after > 0.9, (before, after)
+
+
+def test_listwise_loss_falls_and_the_reranker_fits_its_rows(tiny_llm: Path, tmp_path: Path) -> None:
+    """A 2-layer model must bind each letter to its line, which takes it longer than a CPU test
+    allows to generalise; here it learns its own rows (loss and MAP)."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llm)
+    rows, ranked, names = synthetic_task(32, 5, seed=6)
+    examples = listwise_examples(rows, ranked, names, tokenizer, [5], 2048, seed=0)
+    losses = train_choice_model(tiny_llm, tmp_path / "listwise", "listwise", examples, 100, 3e-3)
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:2])
+    as_trained = []  # the candidates in each training prompt's order: the same prompts again
+    for example, (_, row), candidates in zip(examples, rows.iterrows(), ranked):
+        decoys = [int(i) for i in candidates if i != row["MisconceptionId"]]
+        decoys.insert(example.label, row["MisconceptionId"])
+        as_trained.append(decoys)
+    as_trained = np.array(as_trained)
+    before = reranked_map(tiny_llm, "listwise", rows, as_trained, names)
+    after = reranked_map(tmp_path / "listwise", "listwise", rows, as_trained, names)
+    assert after > before + 0.2, (before, after)
+
+
+def test_candidates_come_from_the_retriever_that_never_saw_the_row(
+    sample: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    from eedi_utils import pipeline
+    from eedi_utils.config import load_config
+    from eedi_utils.data import CompetitionData, labelled
+    from eedi_utils.reranker.candidates import out_of_fold_candidates
+    from eedi_utils.retrieval import default_model_path
+    from eedi_utils.splits import config_folds
+
+    data = CompetitionData(sample)
+    retrievers = [str(tiny_model), str(default_model_path())]
+    config = load_config(
+        None, {"train_reranker": {"retrievers": retrievers, "top_n": 30}, "evaluate": {"folds": 2}}
+    )
+    config.retrieval.show_progress = False
+    ranked = out_of_fold_candidates(data, config, tmp_path)
+    train = labelled(data.train())
+    for fold, retriever in zip(config_folds(train, config.evaluate), retrievers):
+        alone = config_with(config, top_k=30)
+        rows = train.iloc[fold.val_rows].reset_index(drop=True)
+        expected = pipeline.rank_misconceptions(rows, data, [retriever], alone, fold.seen_ids)
+        np.testing.assert_array_equal(ranked[fold.val_rows], expected)
+    saved = (tmp_path / "candidates.npz").stat().st_mtime_ns
+    np.testing.assert_array_equal(out_of_fold_candidates(data, config, tmp_path), ranked)
+    assert (tmp_path / "candidates.npz").stat().st_mtime_ns == saved  # reused, not re-ranked
+    config.train_reranker.retrievers = retrievers * 2
+    with pytest.raises(ValueError, match="4 folders for 2 folds"):
+        out_of_fold_candidates(data, config, tmp_path)
+
+
+def config_with(config, **retrieval):
+    import copy
+
+    copied = copy.deepcopy(config)
+    for key, value in retrieval.items():
+        setattr(copied.retrieval, key, value)
+    return copied
+
+
+def test_eedi_train_reranker_saves_a_model_the_rerank_stage_loads(
+    sample: Path, tiny_llm: Path, tmp_path: Path
+) -> None:
+    from eedi_utils import pipeline
+    from eedi_utils.cli import main
+    from eedi_utils.config import load_config
+    from eedi_utils.data import CompetitionData
+    from eedi_utils.reranker.run import METRICS_FILE
+    from eedi_utils.retrieval import default_model_path
+
+    out = tmp_path / "reranker"
+    code = main([
+        "train-reranker", "--quiet", "--data-dir", str(sample), "--output-dir", str(out),
+        "--train-reranker-base-model", str(tiny_llm),
+        "--retrievers", f'["{default_model_path()}"]',  # trained on no train row
+        "--train-reranker-mode", "pointwise", "--group-size", "4",
+        "--train-reranker-lora-r", "4", "--train-reranker-batch-size", "4",
+        "--gradient-accumulation-steps", "1", "--save-dtype", "float32",
+        "--windows", "[[1, 4]]", "--no-reverse-pass", "--rerank-dtype", "float32",
+        "--folds", "3",
+    ])  # fmt: skip
+    assert code == 0
+    metrics = json.loads((out / METRICS_FILE).read_text())
+    assert set(metrics["reports"]) == {"retrieval", "before", "after"}
+    for report in metrics["reports"].values():
+        assert {"seen", "unseen", "unseen_share", "map@25_lb"} <= set(report)
+    assert metrics["training_losses"] and metrics["training_prompts"] > 10
+    assert (out / "adapter" / "adapter_config.json").exists()
+    assert not list((out / "model").glob("adapter*"))  # merged: a plain folder
+    config = load_config(None, {"rerank": {
+        "enabled": True, "model": str(out / "model"), "mode": "pointwise", "windows": [[1, 4]],
+        "separate_process": False, "dtype": "float32", "backend": "transformers",
+    }})  # fmt: skip
+    config.retrieval.show_progress = False
+    submission = pipeline.predict(
+        CompetitionData(sample), tmp_path / "submission.csv", None, config
+    )
+    assert submission.exists()
