@@ -434,7 +434,16 @@ class RerankConfig:
             "CPUs), or a torch dtype name."
         },
     )
-    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm: GPUs per model."})
+    tensor_parallel_size: int = field(
+        default=0, metadata={"help": "vllm: GPUs per model; 0: every visible GPU (2 on T4 x2)."}
+    )
+    attention_backend: str = field(
+        default="auto",
+        metadata={
+            "help": "vllm: attention backend; 'auto': TRITON_ATTN on GPUs before sm80 (a T4 is "
+            "sm75; FlashAttention needs sm80), else vLLM's choice."
+        },
+    )
     max_model_len: int = field(default=4096, metadata={"help": "vllm: longest prompt."})
     gpu_memory_utilization: float = field(default=0.90, metadata={"help": "vllm: memory share."})
     enforce_eager: bool = field(default=True, metadata={"help": "vllm: no CUDA graphs."})

@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 def token_counts(path: str | Path, texts: Sequence[str], max_seq_length: int) -> np.ndarray:
     """Tokens of each text as the embedder will see it (cut at `max_seq_length`)."""
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
-    return np.minimum(np.array(lengths, dtype=np.int64), max_seq_length)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_seq_length)["input_ids"]
+    return np.array([len(ids) for ids in encoded], dtype=np.int64)
 
 
 def estimate(tokens: np.ndarray, config: RetrievalConfig, n_devices: int) -> str:

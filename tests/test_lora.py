@@ -53,5 +53,5 @@ def test_targets_per_architecture() -> None:
 
 
 def test_qlora_is_refused_without_cuda(tiny_qwen) -> None:
-    with pytest.raises(ValueError, match="load_in_4bit .* needs a CUDA GPU"):
+    with pytest.raises(ValueError, match="4-bit loading .* needs a CUDA GPU"):
         build_model(TrainConfig(base_model=str(tiny_qwen), lora_r=4, load_in_4bit=True), 64, "cpu")

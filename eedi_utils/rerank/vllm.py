@@ -7,33 +7,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from transformers import AutoTokenizer
 from vllm import LLM, SamplingParams
 from vllm.inputs import TokensPrompt
 
 from eedi_utils.config import RerankConfig
-
-
-def vllm_dtype(name: str) -> str:
-    """'auto' lets vLLM choose (fp16 on a T4, which has no bf16; the checkpoint's elsewhere)."""
-    return {"auto": "auto", "float16": "half", "bfloat16": "bfloat16", "float32": "float32"}[name]
+from eedi_utils.rerank.engine import engine_arguments
 
 
 class VllmBackend:
     def __init__(self, path: str | Path, config: RerankConfig):
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.llm = LLM(
-            model=str(path),
-            dtype=vllm_dtype(config.dtype),
-            tensor_parallel_size=config.tensor_parallel_size,
-            max_model_len=config.max_model_len,
-            gpu_memory_utilization=config.gpu_memory_utilization,
-            enforce_eager=config.enforce_eager,
-            quantization=config.quantization or None,
-            enable_prefix_caching=True,  # windows of one row share the question's tokens
-            logprobs_mode="processed_logprobs",  # after allowed_token_ids: over the choices
-            seed=0,
-        )
+        cuda = torch.cuda.is_available()
+        capability = torch.cuda.get_device_capability() if cuda else None
+        gpus = torch.cuda.device_count() if cuda else 1
+        self.llm = LLM(**engine_arguments(path, config, capability, gpus))
 
     def choice_logprobs(self, prompts: Sequence[list[int]], token_ids: Sequence[int]) -> np.ndarray:
         params = SamplingParams(
