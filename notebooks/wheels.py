@@ -22,6 +22,7 @@
 
 # %% parameters
 VLLM_VERSION = "0.19.1"
+BITSANDBYTES_VERSION = "0.50.2"  # 4/8-bit embedders, QLoRA ([retrieval] load_in_bits)
 OUTPUT = "/kaggle/working/wheels"
 SMOKE_TEST = True  # load a tiny model in vLLM (fp16, Triton attention, eager) and generate
 
@@ -36,7 +37,15 @@ wheels = Path(OUTPUT)
 wheels.mkdir(parents=True, exist_ok=True)
 pip = [sys.executable, "-m", "pip"]
 subprocess.run(
-    [*pip, "download", "--only-binary=:all:", "-d", str(wheels), f"vllm=={VLLM_VERSION}"],
+    [
+        *pip,
+        "download",
+        "--only-binary=:all:",
+        "-d",
+        str(wheels),
+        f"vllm=={VLLM_VERSION}",
+        f"bitsandbytes=={BITSANDBYTES_VERSION}",
+    ],
     check=True,
 )
 
@@ -65,9 +74,6 @@ print(f"shipping {len(kept)} wheels; the image has {len(dropped)}: {dropped}")
 subprocess.run([*pip, "install", "--no-index", "--find-links", str(wheels), *kept], check=True)
 
 # %% 4. Smoke test: a tiny Qwen2 made here (no hub), fp16, Triton attention, eager
-import os
-
-os.environ.setdefault("VLLM_ATTENTION_BACKEND", "TRITON_ATTN")  # FlashAttention needs sm80
 smoke = {"ran": False}
 if SMOKE_TEST:
     import torch
@@ -104,6 +110,7 @@ if SMOKE_TEST:
     llm = LLM(
         model=str(folder),
         dtype="half",
+        attention_backend="TRITON_ATTN",  # FlashAttention needs sm80; a T4 is sm75
         enforce_eager=True,
         max_model_len=256,
         gpu_memory_utilization=0.3,
@@ -115,6 +122,7 @@ if SMOKE_TEST:
 # %% 5. Record what was shipped, and for which image
 manifest = {
     "vllm": VLLM_VERSION,
+    "bitsandbytes": BITSANDBYTES_VERSION,
     "python": sys.version.split()[0],
     "image_torch": metadata.version("torch"),
     "shipped": kept,
