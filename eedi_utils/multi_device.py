@@ -54,6 +54,8 @@ def _encode_share(
     from eedi_utils.retrieval import encode, load_embedder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
     config = dataclasses.replace(config, device=device, devices=[], show_progress=False)
     model = load_embedder(path, config)
     started = time.perf_counter()
@@ -70,7 +72,7 @@ def encode_on_devices(
     path: str | Path, texts: Sequence[str], config: RetrievalConfig
 ) -> torch.Tensor:
     """Embeddings of `texts` (in order) computed by one process per `config.devices` entry."""
-    devices = config.devices
+    devices = config.devices[: max(len(texts), 1)]  # no worker without texts
     tokens = token_counts(path, texts, config.max_seq_length)
     logger.info("encoding with %s: %s", path, estimate(tokens, config, len(devices)))
     shares = deal(tokens, len(devices))

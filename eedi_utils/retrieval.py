@@ -66,15 +66,17 @@ def quantization_kwargs(bits: int, device: str) -> dict:
     require("bitsandbytes", f"{bits}-bit loading")
     from transformers import BitsAndBytesConfig
 
+    placed = {"device_map": {"": device}}  # quantised straight onto its GPU, not cuda:0
     if bits == 8:
-        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
+        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True), **placed}
     return {
+        **placed,
         "quantization_config": BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=resolve_dtype("auto", device),
-        )
+        ),
     }
 
 

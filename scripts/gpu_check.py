@@ -115,7 +115,6 @@ class Checks:
             self.need_cuda()
             if importlib.util.find_spec("bitsandbytes") is None:
                 raise Skip("bitsandbytes is not importable")
-        from eedi_utils.rerank.backends import TransformersBackend
         from eedi_utils.reranker.run import RerankerTraining
 
         config = self.config()
@@ -125,12 +124,12 @@ class Checks:
         settings.lora_r, settings.batch_size, settings.gradient_accumulation_steps = 4, 4, 1
         settings.load_in_4bit, settings.eval_rows = four_bit, 12
         config.rerank.windows, config.rerank.reverse_pass = [[1, 6]], False
+        config.rerank.backend = "transformers"  # the vLLM check is its own
         if device == "cpu":
             settings.save_dtype = config.rerank.dtype = "float32"
         name = f"reranker-{mode}{'-4bit' if four_bit else ''}"
         training = RerankerTraining(self.data, self.root / name, config)
-        folder = training.run()
-        TransformersBackend(folder, config.rerank)  # the [rerank] stage loads the merged folder
+        training.run()  # "after": the [rerank] stage reranking with the merged folder
         after = training.reports["after"]
         return (
             f"{len(training.losses)} steps, loss {training.losses[0]} -> {training.losses[-1]}, "

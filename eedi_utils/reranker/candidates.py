@@ -27,6 +27,12 @@ def fold_retrievers(
 ) -> list[str]:
     """One retriever folder per fold: those configured, else trained here without the fold."""
     given = config.train_reranker.retrievers
+    if not given and PartialState().num_processes > 1:
+        raise ValueError(
+            "[train_reranker] retrievers is empty: train the fold retrievers first (one "
+            "process, or `eedi train --train-val-fold K` each) and name them; several "
+            "processes cannot train them inside this command"
+        )
     if given:
         if len(given) not in (1, len(folds)):
             raise ValueError(

@@ -13,6 +13,7 @@ import copy
 import gc
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,9 @@ from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import lb_key, score_report
-from eedi_utils.rerank.backends import TransformersBackend, single_token_ids
+from eedi_utils.rerank import stage as llm_stage
+from eedi_utils.rerank.backends import single_token_ids
 from eedi_utils.rerank.prompts import LABELS
-from eedi_utils.rerank.scoring import rerank
 from eedi_utils.reranker.candidates import out_of_fold_candidates
 from eedi_utils.reranker.examples import listwise_examples, pointwise_groups
 from eedi_utils.reranker.loss import ChoiceTrainer, ListwiseCollator, PointwiseCollator
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"
 METRICS_FILE = "reranker_metrics.json"
 MODES = ("listwise", "pointwise")
+COLLECTIVE_TIMEOUT = timedelta(hours=4)
+"""How long the other processes wait while the main one ranks candidates, merges, evaluates
+(NCCL's default of 10 minutes would abort them)."""
 
 
 class RerankerTraining:
@@ -49,6 +53,11 @@ class RerankerTraining:
         cfg = config.train_reranker
         if not cfg.base_model:
             raise ValueError("[train_reranker] base_model is empty: name a causal LM folder")
+        if cfg.load_in_4bit and not cfg.lora_r:
+            raise ValueError(
+                "[train_reranker] load_in_4bit needs LoRA (lora_r > 0): 4-bit "
+                "weights cannot be trained directly"
+            )
         if cfg.mode not in MODES:
             raise ValueError(f"[train_reranker] mode must be one of {MODES}, got {cfg.mode!r}")
         if cfg.top_n < config.retrieval.top_k:
@@ -86,7 +95,7 @@ class RerankerTraining:
     def run(self) -> Path:
         """Train, merge into OUT/model, and report; returns OUT/model."""
         cfg = self.config.train_reranker
-        state = PartialState()
+        state = PartialState(timeout=COLLECTIVE_TIMEOUT)  # the first one sets up the group
         ranked = out_of_fold_candidates(self.data, self.config, self.output_dir)
         train_rows, val_rows, val_seen = self.split()
         tokenizer = AutoTokenizer.from_pretrained(str(self.base), local_files_only=True)
@@ -123,9 +132,11 @@ class RerankerTraining:
         )
         trainer.train()
         self.losses = [round(e["loss"], 4) for e in trainer.state.log_history if "loss" in e]
+        trained = self.release(trainer)
+        del trainer
         if state.is_main_process:
-            self.save(trainer.model, tokenizer)
-            del trainer
+            self.save(trained, tokenizer)
+            del trained
             self.free_memory()
             if len(val_rows):
                 self.reports["after"] = self.evaluate(self.model_dir, ranked, val_rows, val_seen)
@@ -185,39 +196,55 @@ class RerankerTraining:
             **mixed_precision_flags(cfg.mixed_precision, self.device),
         )
 
-    def save(self, model: PreTrainedModel, tokenizer) -> None:
-        """OUT/model: the adapter (kept in OUT/adapter) merged into the base loaded in
-        `save_dtype` with peft's `merge_and_unload`, or the fully fine-tuned weights."""
-        dtype = getattr(torch, self.config.train_reranker.save_dtype)
+    def release(self, trainer: ChoiceTrainer) -> PreTrainedModel | Path:
+        """Give back the training memory (model copies, optimizer, accelerator state) before the
+        merge and the evaluation: the adapter is written to OUT/adapter and its folder returned;
+        a fully fine-tuned model is returned on the CPU."""
+        model = trainer.model
         if isinstance(model, PeftModel):
-            adapter = self.output_dir / "adapter"
-            model.save_pretrained(adapter)
-            del model
-            self.free_memory()
+            kept: PreTrainedModel | Path = self.output_dir / "adapter"
+            if PartialState().is_main_process:
+                model.save_pretrained(kept)
+        else:
+            kept = model.to("cpu")
+        trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
+        trainer.accelerator.free_memory()
+        del model
+        self.free_memory()
+        return kept
+
+    def save(self, trained: PreTrainedModel | Path, tokenizer) -> None:
+        """OUT/model: the adapter folder `trained` merged with peft's `merge_and_unload` into the
+        base loaded again in `save_dtype` (spread over the GPUs when there are some), or the
+        fully fine-tuned weights in `save_dtype`."""
+        dtype = getattr(torch, self.config.train_reranker.save_dtype)
+        if isinstance(trained, Path):
             base = AutoModelForCausalLM.from_pretrained(
                 str(self.base),
                 dtype=dtype,
                 local_files_only=True,
                 device_map="auto" if torch.cuda.is_available() else None,
             )
-            model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-        model.to(dtype).save_pretrained(self.model_dir)
+            merged = PeftModel.from_pretrained(base, trained).merge_and_unload()
+        else:
+            merged = trained.to(dtype)
+        merged.save_pretrained(self.model_dir)
         tokenizer.save_pretrained(self.model_dir)
         logger.info("reranker saved in %s", self.model_dir)
 
     def evaluate(
         self, model_path: Path, ranked: np.ndarray, val_rows: np.ndarray, val_seen: np.ndarray
     ) -> dict:
-        """The held-out rows' candidates reranked by `model_path` as the [rerank] stage does
-        (its windows, reverse pass; this run's mode), scored like retrieval."""
+        """The held-out rows' candidates reranked by `model_path` through the [rerank] stage
+        itself (its backend: vLLM with tensor parallelism on CUDA; its windows, reverse pass,
+        child process; this run's mode), scored like retrieval."""
         config = copy.deepcopy(self.config.rerank)
         config.mode, config.model = self.config.train_reranker.mode, str(model_path)
-        backend = TransformersBackend(model_path, config)
         long = self.train.iloc[val_rows].reset_index(drop=True)
         top = ranked[val_rows][:, : self.config.retrieval.top_k]
-        reranked = rerank(long, top, self.data.misconceptions, backend, config)
-        del backend
-        self.free_memory()
+        reranked = llm_stage.run(
+            llm_stage.Job("rerank", long, top, self.data.misconceptions, config)
+        )
         return self.score(reranked, val_rows, val_seen)
 
     def score(self, ranked: np.ndarray, val_rows: np.ndarray, val_seen: np.ndarray) -> dict:
