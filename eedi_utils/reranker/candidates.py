@@ -30,7 +30,7 @@ def fold_retrievers(
     if not given and PartialState().num_processes > 1:
         raise ValueError(
             "[train_reranker] retrievers is empty: train the fold retrievers first (one "
-            "process, or `eedi train --train-val-fold K` each) and name them; several "
+            "process, or `eedi train --val-fold K` each) and name them; several "
             "processes cannot train them inside this command"
         )
     if given:
