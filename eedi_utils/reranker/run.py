@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import PartialState
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
+from peft import PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainingArguments
 
 from eedi_utils.config import KitConfig
@@ -34,7 +34,7 @@ from eedi_utils.reranker.examples import listwise_examples, pointwise_groups
 from eedi_utils.reranker.loss import ChoiceTrainer, ListwiseCollator, PointwiseCollator
 from eedi_utils.retrieval import quantization_kwargs, resolve_device, resolve_dtype
 from eedi_utils.splits import config_folds
-from eedi_utils.train.lora import lora_targets
+from eedi_utils.train.lora import lora_config
 from eedi_utils.train.model import mixed_precision_flags
 
 logger = logging.getLogger(__name__)
@@ -166,14 +166,7 @@ class RerankerTraining:
             )
         if not cfg.lora_r:
             return model
-        lora = LoraConfig(
-            task_type=TaskType.CAUSAL_LM,
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha or 2 * cfg.lora_r,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=lora_targets(model.config.model_type, cfg.lora_target_modules),
-        )
-        return get_peft_model(model, lora)
+        return get_peft_model(model, lora_config(cfg, model.config.model_type, TaskType.CAUSAL_LM))
 
     def arguments(self) -> TrainingArguments:
         cfg = self.config.train_reranker

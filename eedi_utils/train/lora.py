@@ -6,7 +6,7 @@ from __future__ import annotations
 from peft import LoraConfig, TaskType, get_peft_model, set_peft_model_state_dict
 from sentence_transformers import SentenceTransformer
 
-from eedi_utils.config import TrainConfig
+from eedi_utils.config import RerankerTrainConfig, TrainConfig
 
 DECODER_TYPES = {"qwen2", "qwen3", "mistral", "llama", "gemma", "gemma2", "phi3"}
 LORA_TARGETS = {
@@ -27,18 +27,24 @@ def lora_targets(model_type: str, configured: list[str]) -> list[str] | str:
     return LORA_TARGETS.get(model_type, "all-linear")
 
 
+def lora_config(
+    config: TrainConfig | RerankerTrainConfig, model_type: str, task_type: TaskType
+) -> LoraConfig:
+    """The adapter a [train] or [train_reranker] section asks for on a `model_type` model."""
+    return LoraConfig(
+        task_type=task_type,
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha or 2 * config.lora_r,
+        lora_dropout=config.lora_dropout,
+        target_modules=lora_targets(model_type, config.lora_target_modules),
+    )
+
+
 def add_lora(model: SentenceTransformer, config: TrainConfig) -> None:
     """A fresh trainable adapter on the model's transformer; its base weights stay frozen."""
     model_type = model[0].auto_model.config.model_type
     model.add_adapter(
-        LoraConfig(
-            task_type=TaskType.FEATURE_EXTRACTION,
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha or 2 * config.lora_r,
-            lora_dropout=config.lora_dropout,
-            target_modules=lora_targets(model_type, config.lora_target_modules),
-        ),
-        adapter_name=ADAPTER,
+        lora_config(config, model_type, TaskType.FEATURE_EXTRACTION), adapter_name=ADAPTER
     )
 
 
