@@ -26,6 +26,7 @@ from transformers import (
 )
 
 from eedi_utils.inputs import sample_dir
+from eedi_utils.rerank.prompts import LABELS, YES_NO
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}\n"
@@ -116,7 +117,7 @@ def tiny_decoder(folder: Path, corpus: list[str]) -> Path:
 def tiny_causal_lm(folder: Path, corpus: list[str], max_length: int = 2048) -> Path:
     """A Qwen2 causal LM folder with a chat template; A-Z, Yes and No are single tokens."""
     fast = _bpe_tokenizer(corpus, max_length)
-    fast.add_tokens([chr(c) for c in range(ord("A"), ord("Z") + 1)] + ["Yes", "No"])
+    fast.add_tokens([*LABELS, *YES_NO])
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
     Qwen2ForCausalLM(_qwen2_config(fast, max_length)).save_pretrained(folder)

@@ -60,6 +60,11 @@ def single_token_ids(tokenizer: PreTrainedTokenizerBase, labels: Sequence[str]) 
     return ids
 
 
+def padding_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The tokenizer's pad token, else its end-of-sequence token (causal LMs often have none)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def left_pad(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and attention mask, left-padded so every prompt ends at the last position."""
     width = max(len(p) for p in prompts)
@@ -90,9 +95,7 @@ class TransformersBackend:
         ).to(self.device)
         self.model.eval()
         self.batch_size = config.batch_size
-        self.pad_id = self.tokenizer.pad_token_id
-        if self.pad_id is None:
-            self.pad_id = self.tokenizer.eos_token_id
+        self.pad_id = padding_id(self.tokenizer)
 
     def _batch(self, prompts: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = left_pad(prompts, self.pad_id)

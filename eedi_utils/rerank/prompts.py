@@ -9,6 +9,8 @@ import pandas as pd
 from eedi_utils.text import Messages, chat
 
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+YES_NO = ("Yes", "No")
+"""The pointwise answers, each one token; score = log p(Yes) - log p(No)."""
 SYSTEM = "You are an experienced maths teacher who diagnoses pupils' misconceptions."
 
 

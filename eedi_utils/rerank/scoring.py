@@ -20,6 +20,7 @@ from eedi_utils.config import RerankConfig
 from eedi_utils.rerank.backends import LLMBackend, chat_ids, single_token_ids
 from eedi_utils.rerank.prompts import (
     LABELS,
+    YES_NO,
     hypothesis_messages,
     listwise_messages,
     pointwise_messages,
@@ -72,7 +73,7 @@ def pointwise_scores(
     long: pd.DataFrame, windows: np.ndarray, names: dict[int, str], backend: LLMBackend
 ) -> np.ndarray:
     """(rows, window) log p(Yes) - log p(No) per candidate."""
-    yes_no = single_token_ids(backend.tokenizer, ["Yes", "No"])
+    yes_no = single_token_ids(backend.tokenizer, YES_NO)
     prompts = [
         chat_ids(backend.tokenizer, pointwise_messages(row, names[int(i)]))
         for (_, row), ids in zip(long.iterrows(), windows)

@@ -27,8 +27,8 @@ from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import lb_key, score_report
 from eedi_utils.rerank import stage as llm_stage
-from eedi_utils.rerank.backends import single_token_ids
-from eedi_utils.rerank.prompts import LABELS
+from eedi_utils.rerank.backends import padding_id, single_token_ids
+from eedi_utils.rerank.prompts import LABELS, YES_NO
 from eedi_utils.reranker.candidates import out_of_fold_candidates
 from eedi_utils.reranker.examples import listwise_examples, pointwise_groups
 from eedi_utils.reranker.loss import ChoiceTrainer, ListwiseCollator, PointwiseCollator
@@ -99,9 +99,7 @@ class RerankerTraining:
         ranked = out_of_fold_candidates(self.data, self.config, self.output_dir)
         train_rows, val_rows, val_seen = self.split()
         tokenizer = AutoTokenizer.from_pretrained(str(self.base), local_files_only=True)
-        pad_id = tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = tokenizer.eos_token_id
+        pad_id = padding_id(tokenizer)
         rows = self.train.iloc[train_rows].reset_index(drop=True)
         if cfg.mode == "listwise":
             examples = listwise_examples(
@@ -115,7 +113,7 @@ class RerankerTraining:
                 rows, ranked[train_rows], self.names, tokenizer, cfg.group_size, cfg.max_length
             )
             collator = PointwiseCollator(pad_id)
-            token_ids = single_token_ids(tokenizer, ["Yes", "No"])
+            token_ids = single_token_ids(tokenizer, YES_NO)
         if not examples:
             raise ValueError("no training prompts: every row was over [train_reranker] max_length")
         if state.is_main_process and len(val_rows):
