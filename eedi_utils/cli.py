@@ -26,6 +26,7 @@ from eedi_utils.config import (
 from eedi_utils.data import CompetitionData, DataError
 from eedi_utils.extras import MissingExtra
 from eedi_utils.inputs import DATA_DIR_VARIABLE, output_dir, resolve_data_dir
+from eedi_utils.metrics import lb_key, map_key
 from eedi_utils.submission import SubmissionError
 
 DATA_HELP = (
@@ -250,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
 
         reranker = RerankerTraining(data, args.output_dir, config)
         folder = reranker.run()
-        print(json.dumps(summary(reranker.reports), indent=2))
+        print(json.dumps(summary(reranker.reports, config.retrieval.top_k), indent=2))
         print(f"reranker saved in {folder}: set [rerank] model to it", file=sys.stderr)
     elif args.command in ("paraphrase", "synthesize"):
         return generate(args, config, data)
@@ -260,19 +261,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(reports: dict[str, dict]) -> dict[str, dict]:
+def summary(reports: dict[str, dict], k: int) -> dict[str, dict]:
     """MAP@k, seen, unseen, unseen share and the leaderboard estimate of each report."""
-    rows = {}
-    for name, report in reports.items():
-        key = next(k for k in report if k.startswith("map@"))
-        rows[name] = {
+    key, estimate = map_key(k), lb_key(k)
+    return {
+        name: {
             key: report[key],
             "seen": report["seen"][key],
             "unseen": report["unseen"][key],
             "unseen_share": report["unseen_share"],
-            **{k: v for k, v in report.items() if k.endswith("_lb")},
+            estimate: report[estimate],
         }
-    return rows
+        for name, report in reports.items()
+    }
 
 
 def generate(args: argparse.Namespace, config: KitConfig, data: CompetitionData) -> int:

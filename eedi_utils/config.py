@@ -511,7 +511,11 @@ class RerankerTrainConfig:
         default=True, metadata={"help": "Recompute activations in the backward pass."}
     )
     mixed_precision: str = field(
-        default="auto", metadata={"help": "'auto' (as [rerank] dtype), 'bf16', 'fp16', 'no'."}
+        default="auto",
+        metadata={
+            "help": "'auto' (bf16 where it runs natively, fp16 on older GPUs, else off), 'bf16', "
+            "'fp16', 'no'."
+        },
     )
     save_dtype: str = field(
         default="float16",

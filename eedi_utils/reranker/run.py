@@ -116,10 +116,10 @@ class RerankerTraining:
             token_ids = single_token_ids(tokenizer, YES_NO)
         if not examples:
             raise ValueError("no training prompts: every row was over [train_reranker] max_length")
+        held_out = ranked[val_rows][:, : self.config.retrieval.top_k]
         if state.is_main_process and len(val_rows):
-            top_k = self.config.retrieval.top_k
-            self.reports["retrieval"] = self.score(ranked[val_rows][:, :top_k], val_rows, val_seen)
-            self.reports["before"] = self.evaluate(self.base, ranked, val_rows, val_seen)
+            self.reports["retrieval"] = self.score(held_out, val_rows, val_seen)
+            self.reports["before"] = self.evaluate(self.base, held_out, val_rows, val_seen)
         trainer = ChoiceTrainer(
             model=self.load_model(),
             args=self.arguments(),
@@ -137,7 +137,7 @@ class RerankerTraining:
             del trained
             self.free_memory()
             if len(val_rows):
-                self.reports["after"] = self.evaluate(self.model_dir, ranked, val_rows, val_seen)
+                self.reports["after"] = self.evaluate(self.model_dir, held_out, val_rows, val_seen)
             self.write_metrics(len(examples))
         state.wait_for_everyone()
         return self.model_dir
@@ -224,17 +224,17 @@ class RerankerTraining:
         logger.info("reranker saved in %s", self.model_dir)
 
     def evaluate(
-        self, model_path: Path, ranked: np.ndarray, val_rows: np.ndarray, val_seen: np.ndarray
+        self, model_path: Path, held_out: np.ndarray, val_rows: np.ndarray, val_seen: np.ndarray
     ) -> dict:
-        """The held-out rows' candidates reranked by `model_path` through the [rerank] stage
+        """The held-out rows' candidates (`held_out`, top_k of them per row) reranked by
+        `model_path` through the [rerank] stage
         itself (its backend: vLLM with tensor parallelism on CUDA; its windows, reverse pass,
         child process; this run's mode), scored like retrieval."""
         config = copy.deepcopy(self.config.rerank)
         config.mode, config.model = self.config.train_reranker.mode, str(model_path)
         long = self.train.iloc[val_rows].reset_index(drop=True)
-        top = ranked[val_rows][:, : self.config.retrieval.top_k]
         reranked = llm_stage.run(
-            llm_stage.Job("rerank", long, top, self.data.misconceptions, config)
+            llm_stage.Job("rerank", long, held_out, self.data.misconceptions, config)
         )
         return self.score(reranked, val_rows, val_seen)
 
