@@ -24,7 +24,7 @@ from eedi_utils.rerank.backends import (
     next_token_logits,
     single_token_ids,
 )
-from eedi_utils.rerank.prompts import LABELS, pointwise_messages
+from eedi_utils.rerank.prompts import LABELS, YES_NO, pointwise_messages
 from eedi_utils.rerank.scoring import rerank
 from eedi_utils.reranker.examples import listwise_examples, pointwise_groups
 from eedi_utils.reranker.loss import (
@@ -200,7 +200,7 @@ def train_choice_model(folder: Path, out: Path, mode: str, examples, steps: int,
         )
     else:
         collator = PointwiseCollator(tokenizer.eos_token_id)
-        ids = single_token_ids(tokenizer, ["Yes", "No"])
+        ids = single_token_ids(tokenizer, YES_NO)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), max_steps=steps, per_device_train_batch_size=8,
         learning_rate=lr, warmup_steps=0.1, logging_steps=5, save_strategy="no",
