@@ -521,11 +521,29 @@ class RerankerTrainConfig:
         default="float16",
         metadata={"help": "Dtype of the merged folder (float16 runs on a T4; bfloat16; float32)."},
     )
+    quantize_bits: int = field(
+        default=0,
+        metadata={
+            "help": "4 or 8: also write OUT/model-gptq, the merged reranker quantised to GPTQ "
+            "with AutoRound (extra [quantize]) for vLLM on a T4; 0: no quantisation."
+        },
+    )
+    quantize_group_size: int = field(
+        default=128, metadata={"help": "GPTQ: input channels sharing one scale."}
+    )
+    quantize_iters: int = field(
+        default=200,
+        metadata={"help": "AutoRound's tuning steps per block; 0: round-to-nearest (fastest)."},
+    )
+    quantize_samples: int = field(
+        default=128, metadata={"help": "Calibration windows, cut from the training prompts."}
+    )
+    quantize_seqlen: int = field(default=2048, metadata={"help": "Tokens per calibration window."})
     val_fold: int = field(
         default=0, metadata={"help": "Fold of [evaluate] held out for evaluation; -1: none."}
     )
     eval_rows: int = field(
-        default=0, metadata={"help": "Held-out rows reranked before and after; 0: all."}
+        default=0, metadata={"help": "Held-out rows reranked for the reports; 0: all."}
     )
     seed: int = field(default=42, metadata={"help": "Seed of list sizes, positions, training."})
 

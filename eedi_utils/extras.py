@@ -11,6 +11,7 @@ EXTRAS = {
     "jupytext": "kaggle",
     "nbformat": "kaggle",
     "bitsandbytes": "gpu",
+    "auto_round": "quantize",
 }
 """The extra of `eedi-kit` that installs each optional module."""
 

@@ -91,11 +91,13 @@ def _bpe_tokenizer(corpus: list[str], max_length: int) -> PreTrainedTokenizerFas
     )
 
 
-def _qwen2_config(tokenizer: PreTrainedTokenizerFast, max_length: int) -> Qwen2Config:
+def _qwen2_config(
+    tokenizer: PreTrainedTokenizerFast, max_length: int, hidden_size: int = 32
+) -> Qwen2Config:
     return Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -114,12 +116,15 @@ def tiny_decoder(folder: Path, corpus: list[str]) -> Path:
     return folder
 
 
-def tiny_causal_lm(folder: Path, corpus: list[str], max_length: int = 2048) -> Path:
-    """A Qwen2 causal LM folder with a chat template; A-Z, Yes and No are single tokens."""
+def tiny_causal_lm(
+    folder: Path, corpus: list[str], max_length: int = 2048, hidden_size: int = 32
+) -> Path:
+    """A Qwen2 causal LM folder with a chat template; A-Z, Yes and No are single tokens
+    (`hidden_size` 128 and up: every linear layer quantisable in GPTQ groups of 128)."""
     fast = _bpe_tokenizer(corpus, max_length)
     fast.add_tokens([*LABELS, *YES_NO])
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
-    Qwen2ForCausalLM(_qwen2_config(fast, max_length)).save_pretrained(folder)
+    Qwen2ForCausalLM(_qwen2_config(fast, max_length, hidden_size)).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder

@@ -7,9 +7,11 @@ the spot (no hub, no internet), and print a table of what ran, passed, failed or
 Checks: retriever training steps with LoRA in fp16 and in bf16; reranker training steps
 (listwise and pointwise, LoRA) and the merged folder loaded by the [rerank] stage; embedder
 inference split over the GPUs present against one process; 4-bit loading of an embedder and a
-QLoRA reranker step when bitsandbytes is importable; vLLM against transformers on the same
-prompts when vLLM is importable. `--allow-cpu` runs what can run on a CPU (fp32, the split
-over two CPU workers) so the script itself is tested without a GPU.
+QLoRA reranker step when bitsandbytes is importable; a reranker quantised to 4-bit GPTQ with
+AutoRound, scored by the transformers backend (and by vLLM when importable) when auto_round is
+importable; vLLM against transformers on the same prompts when vLLM is importable.
+`--allow-cpu` runs what can run on a CPU (fp32, the split over two CPU workers) so the script
+itself is tested without a GPU.
 """
 
 from __future__ import annotations
@@ -182,23 +184,59 @@ class Checks:
             build_model(TrainConfig(base_model=str(self.decoder)), 128, "cpu").save(str(folder))
         return folder
 
+    def listwise_prompts(self, tokenizer, count: int = 8) -> tuple[list[list[int]], list[int]]:
+        """`count` listwise prompts of 10 candidates on the sample, and the letters' token ids."""
+        from eedi_utils.rerank.backends import chat_ids, single_token_ids
+        from eedi_utils.rerank.prompts import LABELS, listwise_messages
+
+        long = labelled(self.data.train()).head(count)
+        names = self.data.misconceptions["MisconceptionName"].tolist()
+        prompts = [chat_ids(tokenizer, listwise_messages(row, names[i : i + 10]))
+                   for i, (_, row) in enumerate(long.iterrows())]  # fmt: skip
+        return prompts, single_token_ids(tokenizer, LABELS[:10])
+
+    def vllm_config(self):
+        from eedi_utils.config import RerankConfig
+
+        return RerankConfig(dtype="float16", tensor_parallel_size=1, max_model_len=1024,
+                            gpu_memory_utilization=0.3)  # fmt: skip
+
+    def reranker_gptq(self) -> str:
+        device = self.need_gpu_or_cpu_run()
+        if importlib.util.find_spec("auto_round") is None:
+            raise Skip("auto_round is not importable (extra [quantize])")
+        from eedi_utils.rerank.backends import TransformersBackend
+        from eedi_utils.reranker.quantize import calibration_windows, quantize_gptq
+
+        model = tiny_causal_lm(self.root / "causal-lm-128", sample_corpus(), hidden_size=128)
+        config = self.vllm_config()
+        full = TransformersBackend(model, config, device)
+        prompts, labels = self.listwise_prompts(full.tokenizer, 24)
+        windows = calibration_windows(prompts, 128, 16, seed=0)
+        gptq = quantize_gptq(model, self.root / "gptq", windows, 4, 128, iters=20)
+        quantised = TransformersBackend(gptq, config, device).choice_logprobs(prompts, labels)
+        lost = float(np.abs(quantised - full.choice_logprobs(prompts, labels)).max())
+        detail = f"4-bit vs fp16 max |logprob difference| {lost:.4f} (transformers backend)"
+        if not self.cuda or importlib.util.find_spec("vllm") is None:
+            return f"{detail}; vLLM not run (needs CUDA and vllm)"
+        from eedi_utils.rerank.vllm import VllmBackend
+
+        got = VllmBackend(gptq, config).choice_logprobs(prompts, labels)
+        difference = float(np.abs(quantised - got).max())
+        if difference > 0.05:
+            raise AssertionError(f"vLLM and transformers differ by {difference:.3f} on GPTQ")
+        return f"{detail}; vLLM vs transformers on it {difference:.4f}"
+
     def vllm_against_transformers(self) -> str:
         self.need_cuda()
         if importlib.util.find_spec("vllm") is None:
             raise Skip("vllm is not importable")
-        from eedi_utils.config import RerankConfig
-        from eedi_utils.rerank.backends import TransformersBackend, chat_ids, single_token_ids
-        from eedi_utils.rerank.prompts import LABELS, listwise_messages
+        from eedi_utils.rerank.backends import TransformersBackend
         from eedi_utils.rerank.vllm import VllmBackend
 
-        long = labelled(self.data.train()).head(8)
-        names = self.data.misconceptions["MisconceptionName"].tolist()
-        config = RerankConfig(dtype="float16", tensor_parallel_size=1, max_model_len=1024,
-                              gpu_memory_utilization=0.3)  # fmt: skip
+        config = self.vllm_config()
         hf = TransformersBackend(self.causal_lm, config)
-        prompts = [chat_ids(hf.tokenizer, listwise_messages(row, names[i : i + 10]))
-                   for i, (_, row) in enumerate(long.iterrows())]  # fmt: skip
-        labels = single_token_ids(hf.tokenizer, LABELS[:10])
+        prompts, labels = self.listwise_prompts(hf.tokenizer)
         expected = hf.choice_logprobs(prompts, labels)
         got = VllmBackend(self.causal_lm, config).choice_logprobs(prompts, labels)
         difference = float(np.abs(expected - got).max())
@@ -226,6 +264,7 @@ def main() -> int:
         checks.run("reranker QLoRA 4-bit", lambda: checks.reranker("listwise", four_bit=True))
         checks.run("embedder split over devices", checks.embedder_split)
         checks.run("embedder 4/8-bit", checks.embedder_4bit)
+        checks.run("reranker GPTQ 4-bit", checks.reranker_gptq)
         checks.run("vLLM vs transformers", checks.vllm_against_transformers)
         rows = checks.rows
     print("\n| check | status | s | detail |\n|---|---|---|---|")

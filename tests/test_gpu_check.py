@@ -23,12 +23,12 @@ def test_gpu_check_reports_every_check(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {row["check"]: row for row in json.loads(out.read_text())["rows"]}
-    assert len(rows) == 9
+    assert len(rows) == 10
     assert "| check | status | s | detail |" in result.stdout
     if torch.cuda.is_available():
         return
-    for name in ("retriever LoRA fp32 (CPU)", "reranker listwise LoRA",
-                 "reranker pointwise LoRA", "embedder split over devices"):  # fmt: skip
+    for name in ("retriever LoRA fp32 (CPU)", "reranker listwise LoRA", "reranker pointwise LoRA",
+                 "embedder split over devices", "reranker GPTQ 4-bit"):  # fmt: skip
         assert rows[name]["status"] == "passed", rows[name]
     for name in ("retriever LoRA fp16", "retriever LoRA bf16", "reranker QLoRA 4-bit",
                  "embedder 4/8-bit", "vLLM vs transformers"):  # fmt: skip

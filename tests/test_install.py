@@ -24,8 +24,17 @@ CORE_MODULES = [
     "eedi_utils.rerank.stage",
     "eedi_utils.rerank.scoring",
     "eedi_utils.rerank.backends",
+    "eedi_utils.reranker.run",
 ]
-OPTIONAL = ["eedi_utils.generate", "eedi_utils.kaggle", "openai", "vllm", "kaggle", "jupytext"]
+OPTIONAL = [
+    "eedi_utils.generate",
+    "eedi_utils.kaggle",
+    "openai",
+    "vllm",
+    "kaggle",
+    "jupytext",
+    "auto_round",
+]
 
 
 def test_core_never_imports_optional_stacks() -> None:

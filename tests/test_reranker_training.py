@@ -216,18 +216,75 @@ def train_choice_model(folder: Path, out: Path, mode: str, examples, steps: int,
     return [e["loss"] for e in trainer.state.log_history if "loss" in e]
 
 
-def test_pointwise_reranker_learns_and_ranks_unseen_golds(tiny_llm: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def pointwise_reranker(tiny_llm: Path, tmp_path_factory: pytest.TempPathFactory):
+    """tiny_llm trained pointwise on 64 synthetic rows: its folder, losses and prompt groups."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_llm)
     rows, ranked, names = synthetic_task(64, 8, seed=1)
-    held_rows, held_ranked, held_names = synthetic_task(32, 8, seed=2)  # other golds
     groups = pointwise_groups(rows, ranked, names, tokenizer, 4, 2048)
-    losses = train_choice_model(tiny_llm, tmp_path / "pointwise", "pointwise", groups, 60, 3e-3)
+    out = tmp_path_factory.mktemp("pointwise")
+    losses = train_choice_model(tiny_llm, out, "pointwise", groups, 60, 3e-3)
+    return out, losses, groups
+
+
+def test_pointwise_reranker_learns_and_ranks_unseen_golds(tiny_llm: Path, pointwise_reranker):
+    trained, losses, _ = pointwise_reranker
+    held_rows, held_ranked, held_names = synthetic_task(32, 8, seed=2)  # other golds
     assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:2])
     before = reranked_map(tiny_llm, "pointwise", held_rows, held_ranked, held_names)
-    after = reranked_map(tmp_path / "pointwise", "pointwise", held_rows, held_ranked, held_names)
+    after = reranked_map(trained, "pointwise", held_rows, held_ranked, held_names)
     print(f"pointwise held-out MAP {before:.2f} -> {after:.2f},", end=" ")
     print(f"loss {losses[0]:.2f} -> {losses[-1]:.4f}")
     assert before < 0.5 and after > 0.9, (before, after)
+
+
+def test_gptq_reranker_is_4_bit_and_ranks_as_the_trained_one(
+    pointwise_reranker, tmp_path: Path
+) -> None:
+    """The trained reranker quantised with AutoRound (calibrated on its own training prompts):
+    its linear layers are packed 4-bit GPTQ weights, and the [rerank] stage's transformers
+    backend, loading it through AutoRound's kernels, ranks held-out rows as the fp32 one."""
+    from safetensors import safe_open
+
+    from eedi_utils.reranker.quantize import calibration_windows, quantize_gptq
+
+    trained, _, groups = pointwise_reranker
+    prompts = [prompt for group in groups for prompt in group.prompts]
+    windows = calibration_windows(prompts, 128, 16, seed=0)
+    target = quantize_gptq(trained, tmp_path / "model-gptq", windows, 4, 64, iters=20)
+    config = json.loads((target / "config.json").read_text())["quantization_config"]
+    assert (config["quant_method"], config["bits"], config["group_size"]) == ("gptq", 4, 64)
+    assert config["sym"] and not config["desc_act"]
+    with safe_open(str(next(target.glob("*.safetensors"))), "pt") as weights:
+        keys = set(weights.keys())
+        packed = weights.get_tensor("model.layers.0.mlp.down_proj.qweight")
+    for layer in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.o_proj", "mlp.up_proj"):
+        assert f"model.layers.1.{layer}.qweight" in keys
+        assert f"model.layers.1.{layer}.weight" not in keys
+    assert packed.dtype == torch.int32 and packed.shape == (128 // 8, 64)  # 8 weights an int32
+    assert (target / "chat_template.jinja").exists() or "chat_template" in json.loads(
+        (target / "tokenizer_config.json").read_text()
+    )
+    held_rows, held_ranked, held_names = synthetic_task(32, 8, seed=2)
+    full = reranked_map(trained, "pointwise", held_rows, held_ranked, held_names)
+    quantized = reranked_map(target, "pointwise", held_rows, held_ranked, held_names)
+    print(f"held-out MAP fp32 {full:.3f}, GPTQ 4-bit {quantized:.3f}", end=" ")
+    assert quantized > 0.9 and quantized >= full - 0.05, (full, quantized)
+
+
+def test_calibration_windows_are_consecutive_tokens_of_the_prompts() -> None:
+    from eedi_utils.reranker.quantize import calibration_windows
+
+    prompts = [[p * 100 + t for t in range(30 + p)] for p in range(10)]
+    windows = calibration_windows(prompts, 16, 5, seed=3)
+    assert [w.shape for w in windows] == [torch.Size([1, 16])] * 5
+    stream = torch.cat(windows, 1)[0].tolist()
+    starts = [i for i, token in enumerate(stream) if token % 100 == 0]
+    for a, b in zip(starts, starts[1:]):  # whole prompts, end to end, in some order
+        assert stream[a:b] == prompts[stream[a] // 100]
+    assert len(calibration_windows(prompts, 16, 1000, seed=3)) == sum(map(len, prompts)) // 16
+    with pytest.raises(ValueError, match="quantize_seqlen 4096"):
+        calibration_windows(prompts, 4096, 5, seed=3)
 
 
 def test_listwise_loss_falls_and_the_reranker_fits_its_rows(tiny_llm: Path, tmp_path: Path) -> None:
@@ -311,21 +368,25 @@ def test_eedi_train_reranker_saves_a_model_the_rerank_stage_loads(
         "--gradient-accumulation-steps", "1", "--save-dtype", "float32",
         "--windows", "[[1, 4]]", "--no-reverse-pass", "--rerank-dtype", "float32",
         "--folds", "3",
+        "--quantize-bits", "4", "--quantize-group-size", "64", "--quantize-iters", "2",
+        "--quantize-samples", "4", "--quantize-seqlen", "64",
     ])  # fmt: skip
     assert code == 0
     metrics = json.loads((out / METRICS_FILE).read_text())
-    assert set(metrics["reports"]) == {"retrieval", "before", "after"}
+    assert set(metrics["reports"]) == {"retrieval", "before", "after", "quantized"}
     for report in metrics["reports"].values():
         assert {"seen", "unseen", "unseen_share", "map@25_lb"} <= set(report)
     assert metrics["training_losses"] and metrics["training_prompts"] > 10
     assert (out / "adapter" / "adapter_config.json").exists()
     assert not list((out / "model").glob("adapter*"))  # merged: a plain folder
-    config = load_config(None, {"rerank": {
-        "enabled": True, "model": str(out / "model"), "mode": "pointwise", "windows": [[1, 4]],
-        "separate_process": False, "dtype": "float32", "backend": "transformers",
-    }})  # fmt: skip
-    config.retrieval.show_progress = False
-    submission = pipeline.predict(
-        CompetitionData(sample), tmp_path / "submission.csv", None, config
-    )
-    assert submission.exists()
+    assert json.loads((out / "model-gptq" / "config.json").read_text())["quantization_config"]
+    for model in ("model", "model-gptq"):
+        config = load_config(None, {"rerank": {
+            "enabled": True, "model": str(out / model), "mode": "pointwise", "windows": [[1, 4]],
+            "separate_process": False, "dtype": "float32", "backend": "transformers",
+        }})  # fmt: skip
+        config.retrieval.show_progress = False
+        submission = pipeline.predict(
+            CompetitionData(sample), tmp_path / f"{model}.csv", None, config
+        )
+        assert submission.exists()

@@ -44,7 +44,8 @@ import json, sys
 from eedi_utils.config import RerankConfig
 from eedi_utils.rerank.vllm import VllmBackend
 job = json.load(open(sys.argv[1]))
-backend = VllmBackend(job["model"], RerankConfig(dtype="float32", max_model_len=2048))
+config = RerankConfig(dtype=job.get("dtype", "float32"), max_model_len=2048)
+backend = VllmBackend(job["model"], config)
 scores = backend.choice_logprobs(job["prompts"], job["labels"]).tolist()
 texts = backend.generate(job["prompts"], 8)
 json.dump({"scores": scores, "texts": texts}, open(sys.argv[2], "w"))
@@ -62,6 +63,15 @@ def test_vllm_engine_scores_like_transformers(tmp_path, sample, smollm2) -> None
     ]
     labels = single_token_ids(backend.tokenizer, list(LABELS[:5]))
     job = {"model": str(smollm2), "prompts": prompts, "labels": labels}
+    from_vllm = run_engine(tmp_path, job)
+    np.testing.assert_allclose(
+        from_vllm["scores"], backend.choice_logprobs(prompts, labels), atol=1e-3
+    )
+    assert from_vllm["texts"] == backend.generate(prompts, 8)  # greedy: the same tokens
+
+
+def run_engine(tmp_path: Path, job: dict) -> dict:
+    """ENGINE_SCRIPT on `job` in vLLM's environment; its scores and texts."""
     (tmp_path / "job.json").write_text(json.dumps(job))
     (tmp_path / "engine.py").write_text(ENGINE_SCRIPT)
     run = subprocess.run(
@@ -73,11 +83,39 @@ def test_vllm_engine_scores_like_transformers(tmp_path, sample, smollm2) -> None
         timeout=900,
     )
     assert run.returncode == 0, run.stderr[-4000:]
-    from_vllm = json.loads((tmp_path / "out.json").read_text())
-    np.testing.assert_allclose(
-        from_vllm["scores"], backend.choice_logprobs(prompts, labels), atol=1e-3
+    return json.loads((tmp_path / "out.json").read_text())
+
+
+def test_vllm_scores_the_gptq_reranker_as_the_transformers_backend(tmp_path, sample) -> None:
+    """`eedi train-reranker --quantize-bits 4`'s output format (AutoRound's GPTQ, groups of
+    128) loads in vLLM, which is what a T4 runs it with, and scores the listwise prompts as the
+    kit's transformers backend scores the same folder (AutoRound's kernels), both in fp16."""
+    from eedi_utils.reranker.quantize import calibration_windows, quantize_gptq
+    from eedi_utils.tiny_models import sample_corpus, tiny_causal_lm
+
+    model = tiny_causal_lm(tmp_path / "lm", sample_corpus(sample), 2048, hidden_size=128)
+    data = CompetitionData(sample)
+    names = data.misconceptions["MisconceptionName"].tolist()
+    backend = TransformersBackend(model, RerankConfig(dtype="float32"), "cpu")
+    prompts = [
+        chat_ids(backend.tokenizer, listwise_messages(row, names[5 * i : 5 * i + 5]))
+        for i, (_, row) in enumerate(labelled(data.train()).head(12).iterrows())
+    ]
+    gptq = quantize_gptq(
+        model, tmp_path / "gptq", calibration_windows(prompts, 64, 8, 0), 4, 128, 0
     )
-    assert from_vllm["texts"] == backend.generate(prompts, 8)  # greedy: the same tokens
+    quantized = TransformersBackend(gptq, RerankConfig(dtype="float16"), "cpu")
+    labels = single_token_ids(quantized.tokenizer, list(LABELS[:5]))
+    job = {"model": str(gptq), "prompts": prompts[:4], "labels": labels, "dtype": "float16"}
+    from_vllm = np.array(run_engine(tmp_path, job)["scores"])
+    from_transformers = quantized.choice_logprobs(prompts[:4], labels)
+    full = backend.choice_logprobs(prompts[:4], labels)
+    differences = np.abs(from_vllm - from_transformers).max(), np.abs(from_vllm - full).max()
+    print(
+        f"GPTQ: vLLM vs transformers {differences[0]:.4f}, vs the fp32 model {differences[1]:.4f}"
+    )
+    np.testing.assert_allclose(from_vllm, from_transformers, atol=2e-3)
+    assert differences[1] > 5e-3  # both scored the 4-bit weights, not the fp32 ones
 
 
 def free_port() -> int:

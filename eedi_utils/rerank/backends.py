@@ -7,7 +7,8 @@ constant, so orders within a prompt and differences such as log p(Yes) - log p(N
 the full distribution; it is also what vLLM returns cheaply (allowed tokens, processed
 log-probabilities) instead of the whole vocabulary per prompt.
 
-- `TransformersBackend`: plain transformers on CPU or GPU (batched, left-padded).
+- `TransformersBackend`: plain transformers on CPU or GPU (batched, left-padded); GPTQ
+  checkpoints (what `eedi train-reranker` quantises) through AutoRound's kernels.
 - `VllmBackend`: vLLM's offline engine (quantized checkpoints, tensor parallelism, prefix
   caching); imported only when used.
 """
@@ -15,15 +16,22 @@ log-probabilities) instead of the whole vocabulary per prompt.
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from eedi_utils.config import RerankConfig
+from eedi_utils.extras import require
 from eedi_utils.retrieval import resolve_device, resolve_dtype
 from eedi_utils.text import Messages
 
@@ -86,13 +94,37 @@ def next_token_logits(
     return output.logits[:, -1]
 
 
+def is_gptq(path: Path) -> bool:
+    """Whether `path` holds a GPTQ checkpoint (its config's quantization_config says so)."""
+    config = path / "config.json"
+    if not config.is_file():
+        return False
+    quantization = json.loads(config.read_text()).get("quantization_config") or {}
+    return quantization.get("quant_method") == "gptq"
+
+
+def load_causal_lm(path: Path, dtype: torch.dtype, device: str) -> PreTrainedModel:
+    """The causal LM in `path` on `device`. A GPTQ checkpoint loads through AutoRound's
+    kernels (transformers' own GPTQ path needs GPTQModel, which compiles CUDA code); they pick
+    their compute dtype (fp16) themselves."""
+    if not is_gptq(path):
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+        return model.to(device)
+    require("auto_round", f"the transformers backend on the GPTQ checkpoint {path}")
+    from transformers import AutoRoundConfig
+
+    return AutoModelForCausalLM.from_pretrained(
+        str(path), quantization_config=AutoRoundConfig(), device_map=device, local_files_only=True
+    )
+
+
 class TransformersBackend:
     def __init__(self, path: str | Path, config: RerankConfig, device: str = "auto"):
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=resolve_dtype(config.dtype, self.device), local_files_only=True
-        ).to(self.device)
+        self.model = load_causal_lm(
+            Path(path), resolve_dtype(config.dtype, self.device), self.device
+        )
         self.model.eval()
         self.batch_size = config.batch_size
         self.pad_id = padding_id(self.tokenizer)

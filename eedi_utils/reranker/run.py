@@ -3,7 +3,8 @@ LoRA (QLoRA on CUDA) on the transformers Trainer, merge the adapter into a half-
 of the base, and report the held-out fold before and after, as retrieval reports it.
 
 OUT/model is the merged, plain transformers folder that `[rerank] model` loads (transformers or
-vLLM); OUT/candidates.npz, OUT/retrievers/ and OUT/adapter/ are the working files;
+vLLM); OUT/model-gptq, with `quantize_bits`, the same quantised for vLLM on a T4;
+OUT/candidates.npz, OUT/retrievers/ and OUT/adapter/ are the working files;
 OUT/reranker_metrics.json holds the reports and the training losses. Runs on several GPUs under
 `accelerate launch -m eedi_utils.cli train-reranker ...` (the Trainer's DDP)."""
 
@@ -30,8 +31,14 @@ from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.rerank.backends import padding_id, single_token_ids
 from eedi_utils.rerank.prompts import LABELS, YES_NO
 from eedi_utils.reranker.candidates import out_of_fold_candidates
-from eedi_utils.reranker.examples import listwise_examples, pointwise_groups
+from eedi_utils.reranker.examples import (
+    ListwiseExample,
+    PointwiseGroup,
+    listwise_examples,
+    pointwise_groups,
+)
 from eedi_utils.reranker.loss import ChoiceTrainer, ListwiseCollator, PointwiseCollator
+from eedi_utils.reranker.quantize import calibration_windows, quantize_gptq
 from eedi_utils.retrieval import quantization_kwargs, resolve_device, resolve_dtype
 from eedi_utils.splits import config_folds
 from eedi_utils.train.lora import lora_config
@@ -39,6 +46,7 @@ from eedi_utils.train.model import mixed_precision_flags
 
 logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"
+QUANTIZED_FOLDER = "model-gptq"
 METRICS_FILE = "reranker_metrics.json"
 MODES = ("listwise", "pointwise")
 COLLECTIVE_TIMEOUT = timedelta(hours=4)
@@ -57,6 +65,10 @@ class RerankerTraining:
             raise ValueError(
                 "[train_reranker] load_in_4bit needs LoRA (lora_r > 0): 4-bit "
                 "weights cannot be trained directly"
+            )
+        if cfg.quantize_bits not in (0, 4, 8):
+            raise ValueError(
+                f"[train_reranker] quantize_bits must be 0 (off), 4 or 8: {cfg.quantize_bits}"
             )
         if cfg.mode not in MODES:
             raise ValueError(f"[train_reranker] mode must be one of {MODES}, got {cfg.mode!r}")
@@ -139,6 +151,13 @@ class RerankerTraining:
             if len(val_rows):
                 self.reports["after"] = self.evaluate(self.model_dir, held_out, val_rows, val_seen)
             self.write_metrics(len(examples))
+            if cfg.quantize_bits:
+                quantized = self.quantize(examples)
+                if len(val_rows):
+                    self.reports["quantized"] = self.evaluate(
+                        quantized, held_out, val_rows, val_seen
+                    )
+                self.write_metrics(len(examples))
         state.wait_for_everyone()
         return self.model_dir
 
@@ -222,6 +241,27 @@ class RerankerTraining:
         merged.save_pretrained(self.model_dir)
         tokenizer.save_pretrained(self.model_dir)
         logger.info("reranker saved in %s", self.model_dir)
+
+    def quantize(self, examples: list[ListwiseExample] | list[PointwiseGroup]) -> Path:
+        """OUT/model-gptq: OUT/model quantised to GPTQ, calibrated on windows cut from the
+        training prompts."""
+        cfg = self.config.train_reranker
+        prompts = [
+            prompt
+            for example in examples
+            for prompt in (
+                [example.input_ids] if isinstance(example, ListwiseExample) else example.prompts
+            )
+        ]
+        windows = calibration_windows(prompts, cfg.quantize_seqlen, cfg.quantize_samples, cfg.seed)
+        return quantize_gptq(
+            self.model_dir,
+            self.output_dir / QUANTIZED_FOLDER,
+            windows,
+            cfg.quantize_bits,
+            cfg.quantize_group_size,
+            cfg.quantize_iters,
+        )
 
     def evaluate(
         self, model_path: Path, held_out: np.ndarray, val_rows: np.ndarray, val_seen: np.ndarray
