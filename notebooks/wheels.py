@@ -25,6 +25,8 @@ VLLM_VERSION = "0.19.1"
 BITSANDBYTES_VERSION = "0.50.2"  # 4/8-bit embedders, QLoRA ([retrieval] load_in_bits)
 OUTPUT = "/kaggle/working/wheels"
 SMOKE_TEST = True  # load a tiny model in vLLM (fp16, Triton attention, eager) and generate
+AUTO_ROUND_VERSION = "0.16.1"  # GPTQ smoke test: the format `eedi train-reranker` writes
+GPTQ_SMOKE_TEST = True  # quantise the tiny model to 4-bit GPTQ and run it in vLLM on this T4
 
 # %% 1. Download vLLM and its whole dependency closure for this Python and platform
 import json
@@ -75,6 +77,7 @@ subprocess.run([*pip, "install", "--no-index", "--find-links", str(wheels), *kep
 
 # %% 4. Smoke test: a tiny Qwen2 made here (no hub), fp16, Triton attention, eager
 smoke = {"ran": False}
+gptq_smoke = {"ran": False}
 if SMOKE_TEST:
     import torch
     from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
@@ -95,8 +98,8 @@ if SMOKE_TEST:
     torch.manual_seed(0)
     config = Qwen2Config(
         vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=128,  # every linear layer splits into GPTQ groups of 128
+        intermediate_size=256,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -107,19 +110,45 @@ if SMOKE_TEST:
 
     from vllm import LLM, SamplingParams
 
-    llm = LLM(
-        model=str(folder),
-        dtype="half",
-        attention_backend="TRITON_ATTN",  # FlashAttention needs sm80; a T4 is sm75
-        enforce_eager=True,
-        max_model_len=256,
-        gpu_memory_utilization=0.3,
-    )
-    out = llm.generate(["Believes that 3 plus"], SamplingParams(max_tokens=4, temperature=0))
-    smoke = {"ran": True, "text": out[0].outputs[0].text, "gpu": torch.cuda.get_device_name()}
+    def generate(model: Path) -> str:
+        llm = LLM(
+            model=str(model),
+            dtype="half",
+            attention_backend="TRITON_ATTN",  # FlashAttention needs sm80; a T4 is sm75
+            enforce_eager=True,
+            max_model_len=256,
+            gpu_memory_utilization=0.3,
+        )
+        out = llm.generate(["Believes that 3 plus"], SamplingParams(max_tokens=4, temperature=0))
+        del llm
+        torch.cuda.empty_cache()
+        return out[0].outputs[0].text
+
+    smoke = {"ran": True, "text": generate(folder), "gpu": torch.cuda.get_device_name()}
     print(smoke)
 
-# %% 5. Record what was shipped, and for which image
+# %% 5. GPTQ smoke test: the tiny model quantised as `eedi train-reranker --quantize-bits 4`
+# does (AutoRound, W4A16, groups of 128, symmetric, GPTQ format), then run in vLLM on this T4.
+# AutoRound is installed here only (the inference kernel needs vLLM alone); a failure is
+# recorded in the manifest, the wheels are kept.
+if SMOKE_TEST and GPTQ_SMOKE_TEST:
+    try:
+        subprocess.run([*pip, "install", f"auto-round=={AUTO_ROUND_VERSION}"], check=True)
+        from auto_round import AutoRound
+
+        ids = fast("\n".join(corpus))["input_ids"]
+        windows = [torch.tensor([ids[i : i + 64]]) for i in range(0, 64 * 16, 64)]
+        quantizer = AutoRound(
+            str(folder), fast, scheme="W4A16", group_size=128, sym=True, dataset=windows,
+            iters=0, nsamples=len(windows), seqlen=64, enable_torch_compile=False,
+        )  # fmt: skip
+        _, quantized = quantizer.quantize_and_save("/kaggle/tmp/tiny-gptq", format="auto_gptq")
+        gptq_smoke = {"ran": True, "text": generate(Path(quantized))}
+    except Exception as err:  # recorded in the manifest: the wheels above are the output
+        gptq_smoke = {"ran": True, "error": f"{type(err).__name__}: {err}"}
+    print(gptq_smoke)
+
+# %% 6. Record what was shipped, and for which image
 manifest = {
     "vllm": VLLM_VERSION,
     "bitsandbytes": BITSANDBYTES_VERSION,
@@ -128,6 +157,7 @@ manifest = {
     "shipped": kept,
     "left_to_the_image": dropped,
     "smoke_test": smoke,
+    "gptq_smoke_test": {"auto_round": AUTO_ROUND_VERSION, **gptq_smoke},
 }
 (wheels / "manifest.json").write_text(json.dumps(manifest, indent=2))
 print(json.dumps(manifest, indent=2))
