@@ -270,6 +270,9 @@ def test_gptq_reranker_is_4_bit_and_ranks_as_the_trained_one(
     quantized = reranked_map(target, "pointwise", held_rows, held_ranked, held_names)
     print(f"held-out MAP fp32 {full:.3f}, GPTQ 4-bit {quantized:.3f}", end=" ")
     assert quantized > 0.9 and quantized >= full - 0.05, (full, quantized)
+    if not torch.cuda.is_available():  # fp32 asked on a CPU: bf16, not AutoRound's slow fp16
+        backend = TransformersBackend(target, RerankConfig(dtype="float32"))
+        assert backend.model.dtype == torch.bfloat16
 
 
 def test_calibration_windows_are_consecutive_tokens_of_the_prompts() -> None:
