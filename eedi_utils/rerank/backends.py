@@ -107,7 +107,7 @@ def load_causal_lm(path: Path, dtype: torch.dtype, device: str) -> PreTrainedMod
     """The causal LM in `path` on `device` in `dtype`. A GPTQ checkpoint loads through
     AutoRound's kernels (transformers' own GPTQ path needs GPTQModel, which compiles CUDA
     code), which compute in fp16 or bf16 only: fp32 becomes the device's half dtype, bf16 on a
-    CPU (AutoRound's own choice there, fp16, ran ~50 times slower than bf16 on 2 CPU cores)."""
+    CPU (AutoRound's own choice there, fp16, ran 45 times slower: benchmarks/gptq.py)."""
     if not is_gptq(path):
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
         return model.to(device)
