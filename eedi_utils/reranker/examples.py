@@ -31,6 +31,11 @@ class ListwiseExample:
     label: int
     """Position of the gold among the choices (its letter)."""
 
+    @property
+    def prompts(self) -> list[list[int]]:
+        """Its one prompt in a list, as a `PointwiseGroup` holds its prompts."""
+        return [self.input_ids]
+
 
 @dataclass(frozen=True)
 class PointwiseGroup:

@@ -246,13 +246,7 @@ class RerankerTraining:
         """OUT/model-gptq: OUT/model quantised to GPTQ, calibrated on windows cut from the
         training prompts."""
         cfg = self.config.train_reranker
-        prompts = [
-            prompt
-            for example in examples
-            for prompt in (
-                [example.input_ids] if isinstance(example, ListwiseExample) else example.prompts
-            )
-        ]
+        prompts = [prompt for example in examples for prompt in example.prompts]
         windows = calibration_windows(prompts, cfg.quantize_seqlen, cfg.quantize_samples, cfg.seed)
         return quantize_gptq(
             self.model_dir,
@@ -267,9 +261,9 @@ class RerankerTraining:
         self, model_path: Path, held_out: np.ndarray, val_rows: np.ndarray, val_seen: np.ndarray
     ) -> dict:
         """The held-out rows' candidates (`held_out`, top_k of them per row) reranked by
-        `model_path` through the [rerank] stage
-        itself (its backend: vLLM with tensor parallelism on CUDA; its windows, reverse pass,
-        child process; this run's mode), scored like retrieval."""
+        `model_path` through the [rerank] stage itself (its backend: vLLM with tensor
+        parallelism on CUDA; its windows, reverse pass, child process; this run's mode), scored
+        like retrieval."""
         config = copy.deepcopy(self.config.rerank)
         config.mode, config.model = self.config.train_reranker.mode, str(model_path)
         long = self.train.iloc[val_rows].reset_index(drop=True)
