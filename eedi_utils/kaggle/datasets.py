@@ -7,12 +7,20 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
 from eedi_utils.config import KitConfig
 from eedi_utils.inputs import CONFIG_FILE_NAME
+from eedi_utils.kaggle.closure import Wheel, read_wheels, unmet_requirements
+from eedi_utils.kaggle.image import KaggleImage
 
 METADATA_FILE = "dataset-metadata.json"
 BARE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -66,6 +74,22 @@ def pinned(requirements: Sequence[str]) -> list[str]:
     return pins
 
 
+KIT = "eedi-kit"
+KIT_EXTRAS = ("default-model",)
+"""The extras the bootstrap installs the kit with (notebooks/kaggle_bootstrap.py says the same)."""
+WHEEL_SET_FILE = "wheel-set.json"
+"""What the wheels dataset ships and why, and what it leaves to Kaggle's image."""
+CONSTRAINTS_FILE = "constraints.txt"
+"""The shipped pins: the wheels kernel resolves vLLM's set under them (notebooks/wheels.py)."""
+
+
+def kit_requirements(project: Path, extras: Sequence[str] = KIT_EXTRAS) -> list[str]:
+    """The kit's own requirements with these extras, from its pyproject.toml."""
+    declared = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    optional = declared.get("optional-dependencies", {})
+    return [*declared["dependencies"], *(r for extra in extras for r in optional[extra])]
+
+
 def download_command(
     folder: Path, requirements: Sequence[str], python_version: str, platforms: Sequence[str]
 ) -> list[str]:
@@ -77,17 +101,134 @@ def download_command(
     return args + list(requirements)
 
 
+@dataclass
+class WheelSet:
+    """The wheels shipped (name -> wheel) and the requirements left to the image."""
+
+    shipped: dict[str, Wheel] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+    from_image: dict[str, str] = field(default_factory=dict)
+
+    def record(self, folder: Path, image: KaggleImage) -> Path:
+        """wheel-set.json (each shipped wheel with the reason, each name left to the image) and
+        constraints.txt (the shipped pins)."""
+        path = folder / WHEEL_SET_FILE
+        summary = {
+            "image": image.base_image,
+            "python": image.python,
+            "shipped": {
+                f"{name}=={wheel.version}": self.why[name]
+                for name, wheel in sorted(self.shipped.items())
+            },
+            "left_to_the_image": dict(sorted(self.from_image.items())),
+        }
+        path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        pins = [f"{name}=={wheel.version}" for name, wheel in sorted(self.shipped.items())]
+        (folder / CONSTRAINTS_FILE).write_text("\n".join(pins) + "\n", encoding="utf-8")
+        return path
+
+
+def _choice(name: str, requirements: Sequence[Requirement]) -> str:
+    """The pin to download: the version installed here when it meets every requirement (Kaggle
+    runs what the tests ran), else the newest pip finds that meets them."""
+    specifier = SpecifierSet()
+    for requirement in requirements:
+        specifier &= requirement.specifier
+    try:
+        here = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        here = None
+    if here is not None and specifier.contains(here, prereleases=True):
+        return f"{name}=={here}"
+    return f"{name}{specifier}"
+
+
+def resolve_wheel_set(
+    roots: Sequence[str],
+    image: KaggleImage,
+    folder: Path,
+    platforms: Sequence[str],
+    pip_options: Sequence[str] = (),
+) -> WheelSet:
+    """Download, without dependencies, every wheel the roots need that Kaggle's image lacks or
+    has at a version some requirement refuses, walking each downloaded wheel's requirements
+    (markers evaluated for the image's Python on Linux x86_64) until nothing more is needed."""
+    environment = image.marker_environment()
+    asked: dict[str, list[tuple[Requirement, str]]] = {}
+    extras: dict[str, set[str]] = {}
+    walked: dict[str, frozenset[str]] = {}
+    wheel_set = WheelSet()
+
+    def need(requirement: Requirement, requirer: str) -> None:
+        name = canonicalize_name(requirement.name)
+        asked.setdefault(name, []).append((requirement, requirer))
+        extras.setdefault(name, set()).update(requirement.extras)
+
+    for root in map(Requirement, roots):
+        if root.marker is None or root.marker.evaluate({**environment, "extra": ""}):
+            need(root, KIT)
+    while True:
+        wanted: dict[str, str] = {}
+        for name, placed in asked.items():
+            requirements = [requirement for requirement, _ in placed]
+            if name in wheel_set.shipped:
+                shipped = wheel_set.shipped[name].version
+                refused = [f"{r} ({who})" for r, who in placed
+                           if not r.specifier.contains(shipped, prereleases=True)]  # fmt: skip
+                if refused:
+                    raise ValueError(
+                        f"{name} {shipped} was chosen for the wheel set, but "
+                        + ", ".join(refused)
+                        + ": pin a version that meets all of them in [kaggle] wheel_requirements"
+                    )
+            elif all(image.satisfies(r) for r in requirements):
+                wheel_set.from_image[name] = image.version(name) or "version unknown"
+            else:
+                wanted[name] = _choice(name, requirements)
+                refused = next(r for r, who in placed if not image.satisfies(r))
+                who = next(w for r, w in placed if r is refused)
+                wanted_version = f"{refused.name}{refused.specifier}"
+                wheel_set.why[name] = f"{who} requires {wanted_version}; {image.describe(name)}"
+                wheel_set.from_image.pop(name, None)
+        if wanted:
+            before = set(folder.glob("*.whl"))
+            command = download_command(
+                folder, sorted(wanted.values()), image.python_minor, platforms
+            )
+            _pip([*command, *pip_options])
+            for path in sorted(set(folder.glob("*.whl")) - before):
+                wheel = Wheel.read(path)
+                wheel_set.shipped[wheel.name] = wheel
+        pending = [
+            name
+            for name, wheel in wheel_set.shipped.items()
+            if walked.get(name) != frozenset(extras.get(name, set()))
+        ]
+        if not wanted and not pending:
+            return wheel_set
+        for name in pending:
+            wheel = wheel_set.shipped[name]
+            walked[name] = frozenset(extras.get(name, set()))
+            for requirement in wheel.needs(walked[name], environment):
+                need(requirement, f"{wheel.name} {wheel.version}")
+
+
 def build_wheels_dataset(
     folder: Path,
-    requirements: Sequence[str],
-    python_version: str,
+    roots: Sequence[str],
+    image: KaggleImage,
     platforms: Sequence[str],
     pip_options: Sequence[str] = (),
 ) -> Path:
-    """Download the pinned wheels the kernels install offline with `pip install --no-index`."""
+    """The wheels the kernels install offline with `pip install --no-index`: the closure of
+    `roots` over Kaggle's image (resolve_wheel_set), checked, with wheel-set.json beside it."""
     folder.mkdir(parents=True, exist_ok=True)
-    command = download_command(folder, pinned(requirements), python_version, platforms)
-    _pip([*command, *pip_options])
+    wheel_set = resolve_wheel_set(roots, image, folder, platforms, pip_options)
+    unmet = unmet_requirements(read_wheels([folder]), image, roots)
+    if unmet:
+        listed = "\n  ".join(map(str, unmet))
+        raise ValueError(f"the wheel set would not install on Kaggle's image:\n  {listed}")
+    wheel_set.record(folder, image)
     return folder
 
 
@@ -149,9 +290,8 @@ def build_dataset(
     if kind == "code":
         return build_code_dataset(folder, project, config_file)
     if kind == "wheels":
-        return build_wheels_dataset(
-            folder, kaggle.wheel_requirements, kaggle.python_version, kaggle.platforms
-        )
+        roots = [*kit_requirements(project), *pinned(kaggle.wheel_requirements)]
+        return build_wheels_dataset(folder, roots, KaggleImage.load(), kaggle.platforms)
     if kind == "model":
         return build_folder_dataset(folder, [Path(m) for m in config.retrieval.models])
     if kind == "data":

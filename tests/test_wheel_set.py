@@ -1,0 +1,297 @@
+"""Kaggle's declared GPU image, and wheel sets that install offline on it.
+
+The image is declared from its public sources (eedi_utils/kaggle/image-gpu.json, derived by
+scripts/refresh_kaggle_image.py from Kaggle/docker-python's Dockerfile.tmpl and
+kaggle_requirements.txt and googlecolab/backend-info's pip-freeze.gpu.txt and os-info-gpu.txt
+of the base's day). The kit's wheel set is checked the way the inference
+kernel's `pip install --no-index` would meet it: every requirement of every shipped wheel,
+markers evaluated for CPython 3.12 on Linux x86_64, met by the set or by the image.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from eedi_utils.config import KaggleConfig
+from eedi_utils.kaggle.closure import Wheel, read_wheels, unmet_requirements
+from eedi_utils.kaggle.datasets import (
+    CONSTRAINTS_FILE,
+    WHEEL_SET_FILE,
+    resolve_wheel_set,
+)
+from eedi_utils.kaggle.image import IMAGE_FILE, KaggleImage
+
+PROJECT = Path(__file__).resolve().parents[1]
+PIP_LOCAL = ["--no-index", "--find-links"]
+
+
+def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+    """A minimal valid wheel (METADATA, WHEEL, RECORD) declaring `requires`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{name.replace('-', '_')}-{version}"
+    path = folder / f"{stem}-py3-none-any.whl"
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    lines += [f"Requires-Dist: {r}" for r in requires]
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{stem}.dist-info/METADATA", "\n".join(lines) + "\n")
+        archive.writestr(
+            f"{stem}.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        archive.writestr(f"{stem}.dist-info/RECORD", "")
+    return path
+
+
+def image_of(packages: dict[str, str | None], python: str = "3.12.13") -> KaggleImage:
+    return KaggleImage(python, {canonicalize_name(k): v for k, v in packages.items()})
+
+
+def test_the_declared_image_is_kaggles_gpu_image_as_its_sources_say() -> None:
+    image = KaggleImage.load()
+    declared = json.loads(IMAGE_FILE.read_text())
+    assert image.python == "3.12.13" and image.python_minor == "3.12"  # os-info-gpu.txt
+    assert image.base_image == "release-colab-external-images_20260514-060047_RC00"
+    assert declared["sources"]["googlecolab/backend-info"]["date"] <= "2026-05-14T23:59:59"
+    assert declared["changed_by_kaggle"]["protobuf"] == (
+        "Dockerfile.tmpl: protobuf==5.29.5 (5.29.6 -> 5.29.5)"
+    )
+    expected = {  # pip-freeze.gpu.txt of the base's day
+        "torch": "2.10.0+cu128",
+        "transformers": "5.0.0",
+        "sentence-transformers": "5.4.1",
+        "huggingface-hub": "1.11.0",
+        "click": "8.3.3",
+        "hf-xet": "1.4.3",
+        "numpy": "2.0.2",
+        "pandas": "2.2.2",
+        "jiter": "0.10.0",  # kaggle_requirements.txt pins it below the base's 0.14.0
+        "protobuf": "5.29.5",  # Dockerfile.tmpl force-reinstalls it over the base's 5.29.6
+    }
+    assert {name: image.version(name) for name in expected} == expected
+    assert not image.has("httpx2") and not image.has("google-cloud-bigquery-storage")  # uninstalled
+    assert image.has("grpcio-tools") and image.version("grpcio-tools") is None  # ">=1.60.0"
+    assert image.satisfies(Requirement("grpcio-tools"))
+    assert not image.satisfies(Requirement("grpcio-tools>=1.60"))  # version not in the lists
+    assert image.satisfies(Requirement("torch>=2.10")) and not image.satisfies(
+        Requirement("click>=8.4.2")
+    )
+
+
+def git(folder: Path, *args: str, when: str = "") -> str:
+    env = {"GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when} if when else {}
+    identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    return subprocess.run(
+        ["git", "-C", str(folder), *identity, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+    ).stdout.strip()
+
+
+def test_refresh_takes_the_freeze_of_the_base_images_day_from_local_clones(tmp_path) -> None:
+    kaggle, colab = tmp_path / "docker-python", tmp_path / "backend-info"
+    for repo in (kaggle, colab):
+        repo.mkdir()
+        git(repo, "init", "-q", "-b", "main")
+    (kaggle / "Dockerfile.tmpl").write_text(
+        "FROM us-docker.pkg.dev/colab-images/public/runtime:"
+        "release-colab-external-images_20260514-060047_RC00\n"
+        'RUN uv pip install --system --force-reinstall "protobuf==5.29.5"\n'
+    )
+    (kaggle / "kaggle_requirements.txt").write_text("transformers>=5.0.0\nray\n")
+    git(kaggle, "add", ".")
+    git(kaggle, "commit", "-q", "-m", "k", when="2026-08-12T14:34:23-07:00")
+    (colab / "os-info-gpu.txt").write_text("Ubuntu 22.04.5 LTS\nPython 3.12.13\n")
+    for day, torch in (("2026-05-08", "2.10.0+cu128"), ("2026-05-21", "2.11.0+cu128")):
+        (colab / "pip-freeze.gpu.txt").write_text(
+            f"torch=={torch}\ntransformers==5.0.0\nprotobuf==5.29.6\n"
+        )
+        git(colab, "add", ".")
+        git(colab, "commit", "-q", "-m", day, when=f"{day}T12:00:00-07:00")
+    target = tmp_path / "image-gpu.json"
+    refresh = PROJECT / "scripts" / "refresh_kaggle_image.py"
+    done = subprocess.run(
+        [sys.executable, str(refresh), "--target", str(target),
+         "--git", f"Kaggle/docker-python={kaggle / '.git'}",
+         "--git", f"googlecolab/backend-info={colab / '.git'}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    image = KaggleImage.load(target)
+    assert image.version("torch") == "2.10.0+cu128"  # the freeze of May 8, not May 21
+    assert (
+        image.version("protobuf") == "5.29.5" and image.has("ray") and image.version("ray") is None
+    )
+    recorded = json.loads(target.read_text())
+    source = recorded["sources"]["googlecolab/backend-info"]
+    assert recorded["python"] == "3.12.13" and source["date"].startswith("2026-05-08")
+    assert source["commit"] == git(colab, "rev-list", "-n1", "HEAD~1")
+    assert recorded["changed_by_kaggle"]["ray"] == (
+        "kaggle_requirements.txt: ray (absent -> version unknown)"
+    )
+
+
+def test_the_set_ships_what_the_image_lacks_or_has_too_old_and_walks_their_needs(
+    tmp_path,
+) -> None:
+    index = tmp_path / "index"
+    make_wheel(index, "eedi-t-app", "1.0", ("eedi-t-base>=1", "eedi-t-lib>=3",
+                                            'eedi-t-speed; extra == "fast"'))  # fmt: skip
+    make_wheel(index, "eedi-t-lib", "2.0")
+    make_wheel(index, "eedi-t-lib", "3.0", ('eedi-t-new; python_version >= "3.12"',
+                                            'eedi-t-old; python_version < "3.12"'))  # fmt: skip
+    for name in ("eedi-t-new", "eedi-t-old", "eedi-t-speed", "eedi-t-base"):
+        make_wheel(index, name, "1.0")
+    image = image_of({"eedi-t-base": "1.5", "eedi-t-lib": "2.0"})
+    folder = tmp_path / "set"
+    wheel_set = resolve_wheel_set(
+        ["eedi-t-app[fast]>=1"], image, folder, ["any"], [*PIP_LOCAL, str(index)]
+    )
+    shipped = {name: str(w.version) for name, w in wheel_set.shipped.items()}
+    assert shipped == {"eedi-t-app": "1.0", "eedi-t-lib": "3.0", "eedi-t-new": "1.0",
+                       "eedi-t-speed": "1.0"}  # fmt: skip
+    assert wheel_set.from_image == {"eedi-t-base": "1.5"}
+    assert wheel_set.why["eedi-t-lib"] == (
+        "eedi-t-app 1.0 requires eedi-t-lib>=3; eedi-t-lib 2.0 in the image"
+    )
+    # under Python 3.11 the other marker applies
+    older = resolve_wheel_set(
+        ["eedi-t-app>=1"], image.with_python("3.11.7"), tmp_path / "set311", ["any"],
+        [*PIP_LOCAL, str(index)],
+    )  # fmt: skip
+    assert "eedi-t-old" in older.shipped and "eedi-t-new" not in older.shipped
+
+
+def test_a_version_two_requirers_cannot_share_is_refused_naming_both(tmp_path) -> None:
+    index = tmp_path / "index"
+    make_wheel(index, "eedi-t-app", "1.0", ("eedi-t-core==1.0", "eedi-t-plugin"))
+    make_wheel(index, "eedi-t-plugin", "1.0", ("eedi-t-core>=2",))
+    for version in ("1.0", "2.0"):
+        make_wheel(index, "eedi-t-core", version)
+    with pytest.raises(ValueError) as err:
+        resolve_wheel_set(
+            ["eedi-t-app"], image_of({}), tmp_path / "set", ["any"], [*PIP_LOCAL, str(index)]
+        )
+    message = str(err.value)
+    assert "eedi-t-core 1.0 was chosen" in message and "eedi-t-plugin 1.0" in message
+
+
+def test_the_closure_check_names_each_unmet_requirement_and_what_was_found(tmp_path) -> None:
+    needs = ("click>=8.4.2", "httpx2>=2.0.0", 'eedi-t-old; python_version < "3.12"')
+    make_wheel(tmp_path, "huggingface-hub", "2.4.0", needs)
+    image = image_of({"click": "8.3.3"})
+    unmet = [str(u) for u in unmet_requirements(read_wheels([tmp_path]), image)]
+    assert unmet == [
+        "huggingface-hub 2.4.0 requires click>=8.4.2: not shipped, and click 8.3.3 in the image",
+        "huggingface-hub 2.4.0 requires httpx2>=2.0.0: not shipped, and not in the image",
+    ]
+    older = unmet_requirements(read_wheels([tmp_path]), image.with_python("3.11.7"))
+    assert any("eedi-t-old" in str(u) for u in older)
+    roots = unmet_requirements(read_wheels([tmp_path]), image, ["huggingface-hub>=3"])
+    assert (
+        "the install command requires huggingface-hub>=3: the set ships huggingface-hub 2.4.0"
+        in {str(u) for u in roots}
+    )
+
+
+@pytest.fixture(scope="module")
+def built_datasets(tmp_path_factory) -> Path:
+    """The code and wheels datasets as `scripts/push_datasets.py --build-only` builds them (a
+    real pip download from PyPI for Kaggle's Python and platform)."""
+    build = tmp_path_factory.mktemp("build")
+    script = PROJECT / "scripts" / "push_datasets.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--build-only", "--only", "code", "wheels",
+         "--user", "me", "--build-dir", str(build)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return build
+
+
+@pytest.mark.slow
+def test_the_kits_datasets_install_offline_on_kaggles_image(built_datasets: Path) -> None:
+    config = KaggleConfig()
+    folders = [built_datasets / config.code_dataset, built_datasets / config.wheels_dataset]
+    wheels = read_wheels(folders)
+    image = KaggleImage.load()
+    assert unmet_requirements(wheels, image, ["eedi-kit[default-model]"]) == []
+    # what huggingface_hub 2.4.0 needs beyond the image travels; the image's torch stays
+    assert {"click", "hf-xet", "httpx2", "transformers", "eedi-kit"} <= set(wheels)
+    assert "torch" not in wheels and "numpy" not in wheels
+    for name in ("transformers", "sentence-transformers", "huggingface-hub"):
+        assert str(wheels[name].version) == metadata.version(name)  # what the tests ran
+    recorded = json.loads((folders[1] / WHEEL_SET_FILE).read_text())
+    assert recorded["left_to_the_image"]["torch"] == "2.10.0+cu128"
+    assert "click 8.3.3 in the image" in recorded["shipped"][f"click=={wheels['click'].version}"]
+
+
+def python_of(minor: str) -> str | None:
+    """A Python `minor` with pip on this machine (PATH, else pyenv's versions), or None."""
+    candidates = [shutil.which(f"python{minor}")]
+    candidates += sorted(glob.glob(f"{Path.home()}/.pyenv/versions/{minor}.*/bin/python{minor}"))
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-m", "pip", "--version"], capture_output=True)
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def resolved_report(requirements: list[str], constraints: Path, image: KaggleImage) -> dict:
+    """pip's resolution for Kaggle's Python and platform from package metadata only (PEP 658:
+    nothing large is downloaded): what a `pip download` of these requirements would fetch.
+    pip evaluates markers for the Python it runs on, whatever --python-version says (vLLM
+    0.19.1 requires setuptools<81 only when python_version > "3.11"), so it runs under the
+    image's minor version."""
+    python = python_of(image.python_minor)
+    if python is None:
+        pytest.skip(f"needs a Python {image.python_minor} with pip (pip evaluates markers for "
+                    "its own Python): install one, e.g. with pyenv")  # fmt: skip
+    report = constraints.parent / "report.json"
+    platforms = [a for p in KaggleConfig().platforms for a in ("--platform", p)]
+    command = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+               "--quiet", "--report", str(report), "--only-binary=:all:",
+               "--python-version", image.python_minor, "--implementation", "cp", *platforms,
+               "--target", str(constraints.parent / "target"), "-c", str(constraints),
+               *requirements]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(report.read_text())
+
+
+@pytest.mark.slow
+def test_the_vllm_set_resolved_under_the_kits_pins_installs_on_kaggles_image(
+    built_datasets: Path,
+) -> None:
+    """What notebooks/wheels.py asks of pip on Kaggle: vLLM 0.19.1 accepts any transformers
+    >= 4.56 outside 5.0-5.5, so unconstrained it would ship the newest and replace the kit's;
+    under the wheels dataset's constraints.txt it keeps the kit's pins."""
+    image = KaggleImage.load()
+    constraints = built_datasets / KaggleConfig().wheels_dataset / CONSTRAINTS_FILE
+    roots = ["vllm==0.19.1", "bitsandbytes==0.50.2"]
+    report = resolved_report(roots, constraints, image)
+    resolved = {}
+    for item in report["install"]:
+        meta = item["metadata"]
+        name, version = canonicalize_name(meta["name"]), meta["version"]
+        if image.version(name) and image.version(name).split("+")[0] == version:
+            continue  # the wheels kernel leaves what the image has at the same version
+        requires = tuple(Requirement(r) for r in meta.get("requires_dist", []))
+        resolved[name] = Wheel(Path(item["download_info"]["url"]), name, Version(version), requires)
+    assert str(resolved["transformers"].version) == metadata.version("transformers")
+    assert "torch" not in resolved  # vLLM 0.19.1 pins the image's torch 2.10.0
+    assert resolved["protobuf"].version >= Version("5.29.6")  # beyond the image's forced 5.29.5
+    assert unmet_requirements(resolved, image, roots) == []
