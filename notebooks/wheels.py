@@ -9,71 +9,75 @@
 # ---
 
 # %% [markdown]
-# # eedi-kit: vLLM wheels built on Kaggle's own image
+# # eedi-kit: the offline wheels, resolved on Kaggle's own image
 # Compiled stacks cannot be assembled on another machine and trusted: this notebook runs with
-# the internet ON, on the same T4 image as the inference kernel, downloads the pinned vLLM with
-# everything it needs beyond the image, smoke-tests that install on a tiny model made here,
-# and leaves the wheels as its output. The inference kernel attaches this kernel's output
-# (`kernel_sources`, `[kaggle] attach_vllm_wheels = true`) and installs them offline.
+# the internet ON, on the same T4 image as the inference kernel, and asks pip *here*, where it
+# sees what the image really has, what the kit and vLLM need beyond it. It downloads exactly
+# that, installs it offline as the inference kernel will, smoke-tests vLLM on a tiny model made
+# here, and leaves the wheels and a manifest as its output. The inference kernel attaches this
+# output (`kernel_sources`, `[kaggle] attach_vllm_wheels = true`) and installs it offline.
 #
-# Pins: vLLM 0.19.1 requires `torch==2.10.0` (its wheel's metadata), the torch of Kaggle's
-# image in 2026 (2.10.0+cu128, Python 3.12), so the image's torch, nvidia-* and triton are
-# kept and only what the image lacks, or has at another version, is shipped.
+# It attaches the code dataset (the kit's wheel) and the wheels dataset built on the
+# development machine, whose `constraints.txt` holds the kit's tested pins: vLLM 0.19.1 accepts
+# any transformers >= 4.56 outside 5.0-5.5, so unconstrained it would ship the newest and
+# replace the kit's. vLLM 0.19.1 requires `torch==2.10.0`, the image's, so the image's torch,
+# nvidia-* and triton are used as they are.
 
 # %% parameters
 VLLM_VERSION = "0.19.1"
 BITSANDBYTES_VERSION = "0.50.2"  # 4/8-bit embedders, QLoRA ([retrieval] load_in_bits)
+KIT_EXTRAS = "default-model"  # the extras the bootstrap installs the kit with
 OUTPUT = "/kaggle/working/wheels"
 SMOKE_TEST = True  # load a tiny model in vLLM (fp16, Triton attention, eager) and generate
 AUTO_ROUND_VERSION = "0.16.1"  # GPTQ smoke test: the format `eedi train-reranker` writes
 GPTQ_SMOKE_TEST = True  # quantise the tiny model to 4-bit GPTQ and run it in vLLM on this T4
 
-# %% 1. Download vLLM and its whole dependency closure for this Python and platform
+# %% 1. The kit's wheel and tested pins, from the attached code and wheels datasets
 import json
+import os
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
+inputs = Path(os.environ.get("EEDI_KAGGLE_ROOT", "/kaggle"), "input")
+kit_wheels = sorted(inputs.rglob("eedi_kit-*.whl"))
+constraints = sorted(inputs.rglob("constraints.txt"))
+if not kit_wheels or not constraints:
+    raise RuntimeError(
+        f"no eedi_kit wheel or constraints.txt under {inputs}: attach the code and wheels "
+        "datasets (scripts/push_datasets.py builds them)"
+    )
+kit_version = kit_wheels[-1].name.split("-")[1]
 wheels = Path(OUTPUT)
 wheels.mkdir(parents=True, exist_ok=True)
 pip = [sys.executable, "-m", "pip"]
-subprocess.run(
-    [
-        *pip,
-        "download",
-        "--only-binary=:all:",
-        "-d",
-        str(wheels),
-        f"vllm=={VLLM_VERSION}",
-        f"bitsandbytes=={BITSANDBYTES_VERSION}",
-    ],
-    check=True,
-)
+wanted = [
+    f"eedi-kit[{KIT_EXTRAS}]=={kit_version}",
+    f"vllm=={VLLM_VERSION}",
+    f"bitsandbytes=={BITSANDBYTES_VERSION}",
+]
 
+# %% 2. Ask pip on this image what it would install (markers for this Python, the packages
+# this image really has), under the kit's pins; then download exactly that, wheels only
+report = Path("/kaggle/tmp/resolution.json")
+report.parent.mkdir(parents=True, exist_ok=True)
+resolve = [*pip, "install", "--dry-run", "--quiet", "--report", str(report)]
+resolve += ["--only-binary=:all:", "-c", str(constraints[0])]
+resolve += ["--find-links", str(kit_wheels[-1].parent), *wanted]
+subprocess.run(resolve, check=True)
+to_install = [
+    f"{item['metadata']['name']}=={item['metadata']['version']}"
+    for item in json.loads(report.read_text())["install"]
+]
+shipped = [pin for pin in to_install if not pin.lower().startswith("eedi-kit==")]
+download = [*pip, "download", "--no-deps", "--only-binary=:all:", "-d", str(wheels), *shipped]
+subprocess.run(download, check=True)
+print(f"shipping {len(shipped)} wheels beyond the image: {shipped}")
 
-# %% 2. Leave out what the image already has at the same version (torch, nvidia-*, triton...)
-def distribution(wheel: Path) -> tuple[str, str]:
-    name, version = wheel.name.split("-")[:2]
-    return name.lower().replace("_", "-"), version
-
-
-kept, dropped = [], []
-for wheel in sorted(wheels.glob("*.whl")):
-    name, version = distribution(wheel)
-    try:
-        installed = metadata.version(name).split("+")[0]  # 2.10.0+cu128 is torch 2.10.0
-    except metadata.PackageNotFoundError:
-        installed = None
-    if installed == version.split("+")[0]:
-        wheel.unlink()
-        dropped.append(f"{name}=={version}")
-    else:
-        kept.append(f"{name}=={version}")
-print(f"shipping {len(kept)} wheels; the image has {len(dropped)}: {dropped}")
-
-# %% 3. Install offline from those wheels, exactly as the inference kernel will
-subprocess.run([*pip, "install", "--no-index", "--find-links", str(wheels), *kept], check=True)
+# %% 3. Install offline from those wheels and the kit's, exactly as the inference kernel will
+links = ["--find-links", str(wheels), "--find-links", str(kit_wheels[-1].parent)]
+subprocess.run([*pip, "install", "--no-index", *links, *wanted, *shipped], check=True)
 
 # %% 4. Smoke test: a tiny Qwen2 made here (no hub), fp16, Triton attention, eager
 smoke = {"ran": False}
@@ -150,12 +154,13 @@ if SMOKE_TEST and GPTQ_SMOKE_TEST:
 
 # %% 6. Record what was shipped, and for which image
 manifest = {
+    "kit": kit_version,
     "vllm": VLLM_VERSION,
     "bitsandbytes": BITSANDBYTES_VERSION,
     "python": sys.version.split()[0],
     "image_torch": metadata.version("torch"),
-    "shipped": kept,
-    "left_to_the_image": dropped,
+    "constraints": constraints[0].read_text().split(),
+    "shipped": shipped,
     "smoke_test": smoke,
     "gptq_smoke_test": {"auto_round": AUTO_ROUND_VERSION, **gptq_smoke},
 }
