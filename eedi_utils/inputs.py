@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 COMPETITION = "eedi-mining-misconceptions-in-mathematics"
 DATA_DIR_VARIABLE = "EEDI_DATA_DIR"
@@ -51,6 +52,66 @@ def competition_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
     pushed with the kaggle CLI), `input/<slug>` (older notebooks)."""
     inputs = kaggle_input(environ)
     return [inputs / "competitions" / COMPETITION, inputs / COMPETITION]
+
+
+LAYOUTS = {
+    "competition": "competitions/*",
+    "dataset": "datasets/*/*",
+    "notebook": "notebooks/*/*",
+    "model": "models/*/*/*/*/*",
+}
+"""Where Kaggle mounts each kind of attached input under /kaggle/input (kaggle-facts: kernels
+pushed with the CLI and public 2026 notebooks); before these, every input sat at
+/kaggle/input/<slug>, and a Kaggle Model at /kaggle/input/<model>/<framework>/<variation>/<v>."""
+
+
+@dataclass(frozen=True)
+class AttachedInput:
+    """One attached input: its kind (competition, dataset, notebook output, model; 'input' for
+    the older flat layout), its slug (a model's: the model slug) and its root folder (a
+    model's: the version folder)."""
+
+    kind: str
+    slug: str
+    path: Path
+
+
+def _older_layout(folder: Path) -> list[AttachedInput]:
+    """An input at /kaggle/input/<slug>, or a Kaggle Model's version folders below it."""
+    versions = sorted(p for p in folder.glob("*/*/*") if p.is_dir() and p.name.isdigit())
+    if versions:
+        return [AttachedInput("model", folder.name, version) for version in versions]
+    return [AttachedInput("input", folder.name, folder)]
+
+
+def attached_inputs(environ: Mapping[str, str] | None = None) -> list[AttachedInput]:
+    """Every input attached to the kernel, in each layout Kaggle has used; a folder reached
+    through two layouts (a link) is listed once, in the newer."""
+    root = kaggle_input(environ)
+    found = []
+    for kind, pattern in LAYOUTS.items():
+        for path in sorted(root.glob(pattern)):
+            if path.is_dir():
+                slug = path.parts[-4] if kind == "model" else path.name
+                found.append(AttachedInput(kind, slug, path))
+    newer = {pattern.split("/")[0] for pattern in LAYOUTS.values()}
+    mounted = {attached.slug for attached in found}
+    for folder in sorted(root.glob("*")):
+        if folder.is_dir() and folder.name not in newer | mounted:
+            found.extend(_older_layout(folder))
+    return _unique(found, key=lambda attached: attached.path)
+
+
+def _unique(items: list, key: Callable[[Any], Path]) -> list:
+    """`items` less those whose path is the same file as an earlier one's (os.path.samefile:
+    links and bind mounts of one folder)."""
+    unique, seen = [], set()
+    for item in items:
+        stat = key(item).stat()
+        if (stat.st_dev, stat.st_ino) not in seen:
+            seen.add((stat.st_dev, stat.st_ino))
+            unique.append(item)
+    return unique
 
 
 def resolve_data_dir(
@@ -99,10 +160,15 @@ def output_dir(environ: Mapping[str, str] | None = None) -> Path:
     return working if working.is_dir() else Path.cwd()
 
 
-def _input_folders(environ: Mapping[str, str] | None) -> list[Path]:
-    """Attached inputs, at /kaggle/input/<slug> or one or two levels deeper."""
-    root = kaggle_input(environ)
-    return sorted(p for pattern in ("*", "*/*", "*/*/*") for p in root.glob(pattern) if p.is_dir())
+def _matches(name: str, inputs: list[AttachedInput]) -> list[tuple[AttachedInput, Path]]:
+    """Entries called `name` at the top of an input, and Kaggle Models whose slug is `name`."""
+    found = []
+    for attached in inputs:
+        if (attached.path / name).exists():
+            found.append((attached, attached.path / name))
+        elif attached.kind == "model" and attached.slug == name:
+            found.append((attached, attached.path))
+    return _unique(found, key=lambda match: match[1])
 
 
 def resolve_input_path(
@@ -111,24 +177,28 @@ def resolve_input_path(
     """`path` if it exists here, else the Kaggle input entry of the same name.
 
     This is what lets one config serve both places: `models = ["runs/minilm-ft"]` is the local
-    folder, and on Kaggle the `minilm-ft` folder of the attached model dataset. Entries inside
-    the dataset named `dataset` (its slug, in any input layout) come first; more than one
-    match is an error that lists them, never a silent pick (a data dataset's `train.csv` beside
-    the competition's).
+    folder, and on Kaggle the `minilm-ft` folder of the attached model dataset; a name that is
+    a Kaggle Model's slug is that model's version folder. Entries inside the input whose slug is
+    `dataset` come first; more than one match is an error that lists them, never a silent pick
+    (a data dataset's `train.csv` beside the competition's); none is an error listing where it
+    looked.
     """
     path = Path(path)
     if path.exists():
         return path
-    found = [f / path.name for f in _input_folders(environ) if (f / path.name).exists()]
-    preferred = [match for match in found if dataset and dataset in match.parent.parts]
-    matches = preferred or found
+    inputs = attached_inputs(environ)
+    found = _matches(path.name, inputs)
+    preferred = [match for match in found if dataset and match[0].slug == dataset]
+    matches = [match_path for _, match_path in preferred or found]
     if len(matches) > 1:
         listed = ", ".join(str(m) for m in matches)
         raise FileExistsError(f"{path.name!r} is in several Kaggle inputs: {listed}; name one")
     if not matches:
         where = f"dataset {dataset!r} nor any other" if dataset else "any dataset"
+        tried = ", ".join(str(attached.path) for attached in inputs) or "no input attached"
         raise FileNotFoundError(
-            f"{path} not found here, nor as {path.name!r} in {where} under {kaggle_input(environ)}"
+            f"{path} not found here, nor as {path.name!r} in {where} under "
+            f"{kaggle_input(environ)} (looked in: {tried})"
         )
     return matches[0]
 
@@ -138,9 +208,7 @@ def config_file(environ: Mapping[str, str] | None = None) -> Path | None:
     environ = os.environ if environ is None else environ
     if environ.get(CONFIG_VARIABLE):
         return Path(environ[CONFIG_VARIABLE])
-    found = [
-        f / CONFIG_FILE_NAME for f in _input_folders(environ) if (f / CONFIG_FILE_NAME).is_file()
-    ]
+    found = [path for _, path in _matches(CONFIG_FILE_NAME, attached_inputs(environ))]
     if len(found) > 1:
         raise FileExistsError(f"several {CONFIG_FILE_NAME} in the inputs: {found}; attach one")
     return found[0] if found else None

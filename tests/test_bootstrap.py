@@ -45,3 +45,37 @@ def test_no_wheels_attached_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "input" / "some-model").mkdir(parents=True)
     with pytest.raises(RuntimeError, match="no wheels under .*attach the code and wheels"):
         BOOTSTRAP["install"](tmp_path / "input")
+
+
+def test_the_wheels_kernels_output_is_found_five_levels_down_and_a_linked_copy_once(
+    tmp_path,
+) -> None:
+    """Kernel outputs mount at input/notebooks/<owner>/<slug>/ (kaggle-facts: public 2026
+    notebooks) and notebooks/wheels.py writes into wheels/ there."""
+    inputs = tmp_path / "input"
+    touch_wheels(inputs / "eedi-kit-code", ["eedi_kit-0.1.0-py3-none-any.whl"])
+    vllm = inputs / "notebooks" / "alice" / "eedi-kit-vllm-wheels" / "wheels"
+    touch_wheels(vllm, ["vllm-0.19.1-cp38-abi3-manylinux_2_31_x86_64.whl"])
+    assert BOOTSTRAP["wheel_folders"](inputs) == [inputs / "eedi-kit-code", vllm]
+    (inputs / "eedi-kit-vllm-wheels").symlink_to(vllm.parent)  # the older layout, same folder
+    folders = BOOTSTRAP["wheel_folders"](inputs)
+    assert len(folders) == 2 and {f.resolve() for f in folders} == {
+        (inputs / "eedi-kit-code").resolve(),
+        vllm.resolve(),
+    }
+    command = BOOTSTRAP["install_command"](inputs)
+    assert "vllm==0.19.1" in command and "eedi-kit[default-model]==0.1.0" in command
+
+
+def test_a_config_that_attaches_the_vllm_wheels_stops_when_they_are_missing(tmp_path) -> None:
+    inputs = tmp_path / "input"
+    touch_wheels(inputs / "eedi-kit-code", ["eedi_kit-0.1.0-py3-none-any.whl"])
+    config = inputs / "eedi-kit-code" / "eedi-kit.toml"
+    config.write_text("[kaggle]\nattach_vllm_wheels = true\n")
+    with pytest.raises(RuntimeError) as err:
+        BOOTSTRAP["install_command"](inputs, config)
+    message = str(err.value)
+    assert "attach_vllm_wheels = true" in message and str(inputs / "eedi-kit-code") in message
+    touch_wheels(inputs / "notebooks" / "alice" / "eedi-kit-vllm-wheels" / "wheels",
+                 ["vllm-0.19.1-cp38-abi3-manylinux_2_31_x86_64.whl"])  # fmt: skip
+    assert "vllm==0.19.1" in BOOTSTRAP["install_command"](inputs, config)

@@ -7,6 +7,7 @@ import pytest
 from eedi_utils.inputs import (
     COMPETITION,
     CONFIG_FILE_NAME,
+    attached_inputs,
     config_file,
     is_competition_rerun,
     output_dir,
@@ -106,3 +107,56 @@ def test_config_file_from_variable_then_code_dataset(tmp_path) -> None:
     second.write_text("")
     with pytest.raises(FileExistsError, match="several"):
         config_file(env)
+
+
+def kaggle_tree(tmp_path) -> tuple[dict[str, str], dict[str, object]]:
+    """Every kind of input in the layouts of kaggle-facts.md (CLI-pushed kernels, 2026)."""
+    inputs = tmp_path / "kaggle" / "input"
+    paths = {
+        "competition": inputs / "competitions" / COMPETITION,
+        "dataset": inputs / "datasets" / "alice" / "eedi-kit-model",
+        "notebook": inputs / "notebooks" / "alice" / "eedi-kit-vllm-wheels",
+        "model": inputs / "models" / "qwen" / "qwen2.5-0.5b" / "transformers" / "default" / "3",
+        "older model": inputs / "smollm2" / "transformers" / "default" / "1",
+    }
+    for path in paths.values():
+        path.mkdir(parents=True)
+    (paths["dataset"] / "minilm-ft").mkdir()
+    (paths["model"] / "config.json").write_text("{}")
+    (paths["older model"] / "config.json").write_text("{}")
+    return {"EEDI_KAGGLE_ROOT": str(tmp_path / "kaggle")}, paths
+
+
+def test_each_kind_of_input_is_found_in_each_layout_kaggle_has_used(tmp_path) -> None:
+    env, paths = kaggle_tree(tmp_path)
+    found = {(a.kind, a.slug): a.path for a in attached_inputs(env)}
+    assert found == {
+        ("competition", COMPETITION): paths["competition"],
+        ("dataset", "eedi-kit-model"): paths["dataset"],
+        ("notebook", "eedi-kit-vllm-wheels"): paths["notebook"],
+        ("model", "qwen2.5-0.5b"): paths["model"],
+        ("model", "smollm2"): paths["older model"],
+    }
+    # a Kaggle Model named by its slug is its version folder, where config.json lies
+    assert resolve_input_path("qwen2.5-0.5b", env) == paths["model"]
+    assert resolve_input_path("models/smollm2", env) == paths["older model"]
+    assert resolve_input_path("runs/minilm-ft", env) == paths["dataset"] / "minilm-ft"
+
+
+def test_one_input_seen_in_two_layouts_is_one_match_not_an_error(tmp_path) -> None:
+    env, paths = kaggle_tree(tmp_path)
+    older = tmp_path / "kaggle" / "input" / "eedi-kit-model"
+    older.symlink_to(paths["dataset"])  # the same folder at /kaggle/input/<slug>
+    assert resolve_input_path("runs/minilm-ft", env) == paths["dataset"] / "minilm-ft"
+    older.unlink()
+    (older / "minilm-ft").mkdir(parents=True)  # a second mount of the same dataset slug
+    assert resolve_input_path("runs/minilm-ft", env) == paths["dataset"] / "minilm-ft"
+
+
+def test_a_missing_input_lists_every_input_it_looked_in(tmp_path) -> None:
+    env, paths = kaggle_tree(tmp_path)
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_input_path("runs/other-model", env, dataset="eedi-kit-model")
+    message = str(err.value)
+    assert "'other-model' in dataset 'eedi-kit-model' nor any other" in message
+    assert all(str(path) in message for path in paths.values())
