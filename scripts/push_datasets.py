@@ -4,7 +4,8 @@
 
 `kaggle datasets create` the first time, `kaggle datasets version` after, always keeping
 subfolders; then it waits until Kaggle has processed each upload (`kaggle datasets status`
-says ready), so a kernel pushed next can attach them. The model and data datasets exist only
+says ready for a version number above the one before the upload), so a kernel pushed next can
+attach them. The model and data datasets exist only
 when the config names models ([retrieval] models) or generated rows ([train] extra_train_files).
 """
 
@@ -56,9 +57,9 @@ def push(args: argparse.Namespace) -> None:
         print(f"{kind}: built {folder}")
         if args.build_only:
             continue
-        print(push_dataset(folder, dataset_id, args.message).strip())
+        before = push_dataset(folder, dataset_id, args.message)
         if not args.no_wait:
-            wait_for_dataset(dataset_id, args.poll_seconds, args.timeout_minutes * 60)
+            wait_for_dataset(dataset_id, before, args.poll_seconds, args.timeout_minutes * 60)
 
 
 if __name__ == "__main__":

@@ -6,20 +6,29 @@ strings and exit codes are collected with their sources in docs/kaggle-cli.md (s
 State lives in $FAKE_KAGGLE_DIR, which tests write to set up a scenario:
 - calls.jsonl: every call (args; for uploads the metadata and the files), appended here.
 - datasets.json: {dataset id: [statuses still to report]}; the last one repeats. An upload
-  (re)starts the list from dataset_statuses.txt (one status a line; default: ready).
+  (re)starts the list from dataset_statuses.txt (one status a line; default: ready), after
+  as many "ready" of the previous version as stale_ready.txt says (default 0).
+- versions.json: {dataset id: current_version_number}; it rises when the new upload's status
+  reaches ready (`datasets status --format json(...)`, EXT:dataset_status; whether Kaggle
+  raises it earlier is not in the source).
 - kernels.json: {kernel id: latest version}; a push adds one.
-- statuses.txt: what `kernels status` reports, one line per call ("status|failure message"),
-  the last one repeating. A first "complete" is the previous version's (§2: no version shown).
+- statuses.txt: what `kernels status` reports for the latest version, one line per call
+  ("status|failure message"), the last one repeating; an earlier version (`owner/slug/N`, sent
+  as version label vN, EXT:kernels_status) reports complete. Without a version, a first
+  "complete" is the previous version's (§2).
+- status_failures.txt: how many of the next `kernels status` / `datasets status` / `kernels
+  output` calls fail with HTTP 500 as CLI:main prints it (kaggle-cli issue #1053).
 - push_error.txt / dataset_error.txt: the server's error for the next push / upload.
 - $FAKE_KAGGLE_TOKEN_USER: the user the server names for an access token (default tokenuser).
-- $FAKE_KAGGLE_DATA: files `competitions download` zips; $FAKE_KAGGLE_OUTPUT: the files a
-  kernel run leaves (default: an empty submission.csv).
+- $FAKE_KAGGLE_DATA: files `competitions download` zips; $FAKE_KAGGLE_OUTPUT: the folder of
+  files a kernel run leaves, subfolders too (default: an empty submission.csv).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import zipfile
@@ -52,6 +61,10 @@ NOT_FOUND_HINT = (
     "To search for one, try 'kaggle search <query>'."
 )
 METADATA_SKIPPED = {"dataset-metadata.json", "kernel-metadata.json", "datapackage.json"}
+SERVER_ERROR_HINT = (  # EXT:_HTTP_ERROR_HINTS, for a status >= 500
+    "This is a problem on Kaggle's side, not with your command. Please try again later."
+)
+STALE = "stale:"  # a status of the previous version, reported before the new upload's
 
 
 class CliError(Exception):
@@ -140,7 +153,20 @@ def upload(args: list[str], metadata_file: str, record: dict) -> dict:
     return meta
 
 
+def fail_transiently(service: str) -> None:
+    """HTTP 500 for this call if status_failures.txt still counts some (§0, issue #1053)."""
+    path = STATE / "status_failures.txt"
+    left = int(path.read_text()) if path.exists() else 0
+    if left > 0:
+        path.write_text(str(left - 1))
+        raise CliError(
+            "500 Server Error: Internal Server Error for url: "
+            f"https://api.kaggle.com/v1/{service}\n\n{SERVER_ERROR_HINT}"
+        )
+
+
 def datasets_status(args: list[str]) -> None:  # EXT:dataset_status_cli (§5)
+    fail_transiently("datasets.DatasetApiService/GetDatasetStatus")
     datasets = load("datasets.json", {})
     if args[2] not in datasets:
         raise CliError(
@@ -149,10 +175,26 @@ def datasets_status(args: list[str]) -> None:  # EXT:dataset_status_cli (§5)
             f"\n\n{NOT_FOUND_HINT}"
         )
     statuses = datasets[args[2]]
-    print(statuses[0], end="")  # printed by CLI:main with end=""
+    versions = load("versions.json", {})
+    status = statuses[0]
+    if status == "ready":  # the new upload is processed: its number is the current one
+        versions[args[2]] = load("pending.json", {}).get(args[2], versions.get(args[2], 1))
+        save("versions.json", versions)
+    status = status.removeprefix(STALE)
     if len(statuses) > 1:
         datasets[args[2]] = statuses[1:]
         save("datasets.json", datasets)
+    form = option(args, "--format")
+    if form is None:
+        print(status, end="")  # printed by CLI:main with end=""
+        return
+    if not form.startswith("json"):
+        raise CliError(f"Unsupported format value: {form!r}. Supported formats: json")
+    fields = (
+        form[5:-1].split(",") if form.startswith("json(") else ["status", "current_version_number"]
+    )
+    payload = {"status": status, "current_version_number": versions.get(args[2], 0)}
+    print(json.dumps({field: payload[field] for field in fields}), end="")
 
 
 def datasets_upload(command: str, args: list[str], record: dict) -> None:  # §4
@@ -185,9 +227,14 @@ def datasets_upload(command: str, args: list[str], record: dict) -> None:  # §4
         what = "Dataset creation error" if command == "create" else "Dataset version creation error"
         print(f"{what}: {error}")
         return
+    stale = int((STATE / "stale_ready.txt").read_text()) if dataset_id in datasets and (
+        STATE / "stale_ready.txt").exists() else 0  # fmt: skip
     statuses = load_lines("dataset_statuses.txt") or ["ready"]
-    datasets[dataset_id] = statuses
+    datasets[dataset_id] = [f"{STALE}ready"] * stale + statuses
     save("datasets.json", datasets)
+    pending = load("pending.json", {})
+    pending[dataset_id] = load("versions.json", {}).get(dataset_id, 0) + 1
+    save("pending.json", pending)
     url = f"https://www.kaggle.com/datasets/{dataset_id}"
     if command == "create":
         print(f"Your private Dataset is being created. Please check progress at {url}")
@@ -233,7 +280,7 @@ def kernels_push(args: list[str], record: dict) -> None:  # EXT:kernels_push / _
         return
     datasets = load("datasets.json", {})
     kernels = load("kernels.json", {})
-    ready = {d for d, statuses in datasets.items() if statuses[0] == "ready"}
+    ready = {d for d in datasets if d in load("versions.json", {})}  # a version processed
     invalid = [s for s in meta.get("dataset_sources", []) if unversioned(s) not in ready]
     if invalid:
         print(
@@ -255,29 +302,40 @@ def kernels_push(args: list[str], record: dict) -> None:  # EXT:kernels_push / _
 
 
 def kernels_status(args: list[str]) -> None:  # EXT:kernels_status_cli (§2)
-    if unversioned(args[2]) not in load("kernels.json", {}):
+    fail_transiently("kernels.KernelsApiService/GetKernelSessionStatus")
+    latest = load("kernels.json", {}).get(unversioned(args[2]))
+    version = args[2].split("/")[2] if args[2].count("/") == 2 else None
+    if latest is None or (version is not None and int(version) > latest):
         raise CliError("404 Client Error: Not Found\n\n" + NOT_FOUND_HINT)
-    statuses = load_lines("statuses.txt") or ["complete"]
-    calls = STATE / "status_calls"
-    n = int(calls.read_text()) if calls.exists() else 0
-    calls.write_text(str(n + 1))
-    status, _, failure = statuses[min(n, len(statuses) - 1)].partition("|")
+    if version is not None and int(version) < latest:
+        status, failure = "complete", ""  # an earlier version's run
+    else:
+        statuses = load_lines("statuses.txt") or ["complete"]
+        calls = STATE / "status_calls"
+        n = int(calls.read_text()) if calls.exists() else 0
+        calls.write_text(str(n + 1))
+        status, _, failure = statuses[min(n, len(statuses) - 1)].partition("|")
     print(f'{args[2]} has status "KernelWorkerStatus.{status.upper()}"')
     if failure:
         print(f'Failure message: "{failure}"')
 
 
 def kernels_output(args: list[str]) -> None:  # EXT:kernels_output_cli (§3)
+    fail_transiently("kernels.KernelsApiService/ListKernelSessionOutput")
     target = Path(option(args, "-p", "--path") or ".")
     target.mkdir(parents=True, exist_ok=True)
-    source = os.environ.get("FAKE_KAGGLE_OUTPUT")
-    if source:
-        for path in sorted(Path(source).iterdir()):
-            shutil.copy(path, target / path.name)
-            print(f"Output file downloaded to {target / path.name}")
-    else:
-        (target / "submission.csv").write_text("QuestionId_Answer,MisconceptionId\n")
-        print(f"Output file downloaded to {target / 'submission.csv'}")
+    pattern = option(args, "--file-pattern")
+    source = Path(os.environ.get("FAKE_KAGGLE_OUTPUT") or STATE / "default-output")
+    if not os.environ.get("FAKE_KAGGLE_OUTPUT"):
+        source.mkdir(exist_ok=True)
+        (source / "submission.csv").write_text("QuestionId_Answer,MisconceptionId\n")
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        name = path.relative_to(source).as_posix()  # item.file_name, maybe with a folder
+        if pattern and not re.search(pattern, name):  # compiled_pattern.search(file_name)
+            continue
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target / name)
+        print(f"Output file downloaded to {target / name}")
     log = target / f"{args[2].split('/')[1]}.log"
     log.write_text("[]")
     print(f"Kernel log downloaded to {log} ")

@@ -16,7 +16,7 @@ import pytest
 
 from eedi_utils.config import KitConfig, config_from_dict
 from eedi_utils.inputs import COMPETITION
-from eedi_utils.kaggle.datasets import build_wheels_dataset, download_command, pinned
+from eedi_utils.kaggle.datasets import download_command, pinned
 from eedi_utils.kaggle.kernels import (
     METADATA_FILE,
     WHEELS_KERNEL,
@@ -34,10 +34,10 @@ FULL = config_from_dict(
 
 
 def test_there_is_a_kernel_per_notebook_that_runs_on_kaggle() -> None:
-    assert {t.parent.name for t in TEMPLATES} == {"inference", "train", "wheels"}
+    assert {t.parent.name for t in TEMPLATES} == {"inference", "train", "wheels", "paraphrase"}
 
 
-OFFLINE_TEMPLATES = [t for t in TEMPLATES if t.parent.name != "wheels"]
+OFFLINE_TEMPLATES = [t for t in TEMPLATES if t.parent.name in ("inference", "train")]
 
 
 @pytest.mark.parametrize("template", OFFLINE_TEMPLATES, ids=lambda t: t.parent.name)
@@ -111,7 +111,7 @@ def test_slug_matches_kaggle_rules() -> None:
     assert slugify("  Eedi: Kit  v2!") == "eedi-kit-v2"
 
 
-@pytest.mark.parametrize("name", ["inference", "train"])
+@pytest.mark.parametrize("name", ["inference", "train", "paraphrase"])
 def test_built_notebook_is_valid_and_holds_exactly_the_py_code(name: str, tmp_path: Path) -> None:
     source = PROJECT / "notebooks" / f"{name}.py"
     built = nbformat.read(build_notebook(source, tmp_path / f"{name}.ipynb"), as_version=4)
@@ -135,19 +135,12 @@ def test_wheel_pins_follow_this_environment() -> None:
         pinned(["surely-not-a-package-xyz"])
 
 
-def test_wheels_are_downloaded_for_kaggle_platform_offline_ready(tmp_path, code_wheel) -> None:
-    command = download_command(tmp_path, ["a==1"], "3.11", ["manylinux_2_28_x86_64"])
+def test_wheels_are_downloaded_for_kaggles_platform_without_their_dependencies(tmp_path) -> None:
+    """Dependencies are walked by resolve_wheel_set over the declared image (test_wheel_set)."""
+    command = download_command(tmp_path, ["a==1"], "3.12", ["manylinux_2_28_x86_64"])
     assert {"--only-binary=:all:", "--no-deps"} <= set(command)
-    assert command[command.index("--python-version") + 1] == "3.11"
+    assert command[command.index("--python-version") + 1] == "3.12"
     assert command[command.index("--platform") + 1] == "manylinux_2_28_x86_64"
-    folder = build_wheels_dataset(
-        tmp_path / "wheels",
-        ["eedi-kit==0.1.0"],
-        "3.11",
-        ["manylinux_2_28_x86_64"],
-        pip_options=["--no-index", "--find-links", str(code_wheel.parent)],
-    )
-    assert [p.name for p in folder.iterdir()] == [code_wheel.name]
 
 
 # --- the scripts, against the stand-in kaggle -------------------------------------------
@@ -295,16 +288,22 @@ def test_push_datasets_creates_then_versions_keeping_subfolders_and_waits_until_
     args = ["--config", str(config), "--only", "model", "data", "--poll-seconds", "0"]
     first = run_script("push_datasets.py", args, tmp_path, **CREDENTIALS)
     assert first.returncode == 0, first.stderr
+    # right after `datasets version` the status may still be the previous version's "ready"
+    (fake_kaggle / "stale_ready.txt").write_text("2")
     second = run_script("push_datasets.py", args, tmp_path, **CREDENTIALS)
     assert second.returncode == 0, second.stderr
     made = [c["args"][1] for c in calls(fake_kaggle) if c["args"][0] == "datasets"]
     waited = ["status"] * 3  # blobs_received, blobs_decompressed, ready
-    assert made == ["status", "create", *waited] * 2 + ["status", "version", *waited] * 2
+    stale = ["status"] * 2  # ready, but still version 1
+    assert made == ["status", "create", *waited] * 2 + ["status", "version", *stale, *waited] * 2
+    asked = [c["args"] for c in calls(fake_kaggle) if c["args"][:2] == ["datasets", "status"]]
+    assert asked[0][3:] == ["--format", "json(status,current_version_number)"]  # EXT:dataset_status
+    assert "alice/eedi-kit-model: version 2 ready" in second.stdout
     uploads = [c for c in calls(fake_kaggle) if c["args"][1] in ("create", "version")]
     assert uploads[0]["meta"]["id"] == "alice/eedi-kit-model"
     assert uploads[0]["files"] == ["minilm-ft.zip"]  # the folder kept, as one archive
     assert uploads[1]["files"] == ["train.csv"]
-    assert "alice/eedi-kit-model: ready" in first.stdout
+    assert "alice/eedi-kit-model: version 1 ready" in first.stdout
 
 
 @pytest.mark.parametrize(
@@ -345,17 +344,18 @@ def test_push_datasets_builds_the_code_wheel_and_ships_the_config(tmp_path, fake
 
 def ready_datasets(state: Path, *ids: str) -> None:
     (state / "datasets.json").write_text(json.dumps({i: ["ready"] for i in ids}))
+    (state / "versions.json").write_text(json.dumps({i: 1 for i in ids}))
 
 
 INFERENCE_SOURCES = ("alice/eedi-kit-code", "alice/eedi-kit-wheels")
 
 
-def test_push_kernel_waits_past_the_previous_versions_status(tmp_path, fake_kaggle) -> None:
-    """The first status after a push may be the previous run's (docs/kaggle-cli.md §2: no
-    version is shown): that stale 'complete' must not end the wait."""
+def test_push_kernel_polls_the_version_it_pushed(tmp_path, fake_kaggle) -> None:
+    """`kernels status owner/slug/N` is sent as version label vN (docs/kaggle-cli.md §2, kaggle
+    2.2.5): the status is that version's, never the previous run's."""
     ready_datasets(fake_kaggle, *INFERENCE_SOURCES)
     (fake_kaggle / "kernels.json").write_text('{"alice/eedi-kit-inference": 2}')
-    (fake_kaggle / "statuses.txt").write_text("complete\nqueued\nrunning\nerror|CUDA OOM")
+    (fake_kaggle / "statuses.txt").write_text("queued\nrunning\nerror|CUDA OOM")
     build = tmp_path / "k"
     result = run_script(
         "push_kernel.py",
@@ -364,10 +364,68 @@ def test_push_kernel_waits_past_the_previous_versions_status(tmp_path, fake_kagg
         **CREDENTIALS,
     )
     assert result.returncode == 2
-    assert "ended with status error: CUDA OOM" in result.stderr
-    made = [c["args"][:2] for c in calls(fake_kaggle) if c["args"][0] == "kernels"]
-    assert made == [["kernels", "push"]] + [["kernels", "status"]] * 4
+    assert "version 3 ended with status error: CUDA OOM" in result.stderr
+    polled = [c["args"] for c in calls(fake_kaggle) if c["args"][:2] == ["kernels", "status"]]
+    assert polled == [["kernels", "status", "alice/eedi-kit-inference/3"]] * 3
     assert json.loads((build / "inference" / "pushed.json").read_text())["version"] == 3
+
+
+def test_a_version_with_no_run_is_not_waited_on_for_hours(tmp_path, fake_kaggle) -> None:
+    """KernelWorkerStatus.NEW_SCRIPT (kagglesdk kernels_enums.py): no run to wait for."""
+    ready_datasets(fake_kaggle, *INFERENCE_SOURCES)
+    (fake_kaggle / "statuses.txt").write_text("new_script")
+    build = ["--build-dir", str(tmp_path / "k"), "--poll-seconds", "0"]
+    result = run_script("push_kernel.py", ["inference", *build], tmp_path, **CREDENTIALS)
+    assert result.returncode == 2 and "version 1 has no run (new_script)" in result.stderr
+    assert sum(c["args"][1] == "status" for c in calls(fake_kaggle)) == 10
+
+
+def test_transient_status_errors_are_asked_again_and_the_run_is_never_lost(
+    tmp_path, fake_kaggle
+) -> None:
+    """HTTP 500s from the status endpoint (kaggle-cli issue #1053; CLI:main prints them and
+    exits 1, kernels status has no retry of its own): asked again with backoff; when they
+    persist the run stays recorded and --wait-only resumes it."""
+    ready_datasets(fake_kaggle, *INFERENCE_SOURCES)
+    (fake_kaggle / "statuses.txt").write_text("running\ncomplete")
+    (fake_kaggle / "status_failures.txt").write_text("2")
+    build = ["--build-dir", str(tmp_path / "k"), "--poll-seconds", "0"]
+    fast = {**CREDENTIALS, "EEDI_KAGGLE_RETRY_SECONDS": "0,0,0"}
+    result = run_script("push_kernel.py", ["inference", *build], tmp_path, **fast)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("500 Server Error: Internal Server Error") == 2
+    (fake_kaggle / "status_failures.txt").write_text("99")
+    failed = run_script("push_kernel.py", ["inference", *build], tmp_path, **fast)
+    assert failed.returncode == 2
+    assert (
+        "failed 4 times" in failed.stderr and "This is a problem on Kaggle's side" in failed.stderr
+    )
+    assert "push_kernel.py inference --wait-only" in failed.stderr
+    (fake_kaggle / "status_failures.txt").write_text("0")
+    resumed = run_script("push_kernel.py", ["inference", "--wait-only", *build], tmp_path, **fast)
+    assert resumed.returncode == 0, resumed.stderr
+    pushes = [c for c in calls(fake_kaggle) if c["args"][:2] == ["kernels", "push"]]
+    assert len(pushes) == 2  # --wait-only pushed nothing
+    assert calls(fake_kaggle)[-1]["args"][:3] == ["kernels", "output", "alice/eedi-kit-inference/2"]
+
+
+def test_only_the_files_a_kernel_is_known_for_are_downloaded(tmp_path, fake_kaggle) -> None:
+    """`kernels output --file-pattern` is a regex searched in each output path (EXT:
+    kernels_output): the wheels kernel's gigabytes stay on Kaggle, its manifest comes."""
+    ready_datasets(fake_kaggle, *INFERENCE_SOURCES)
+    output = tmp_path / "run-output"
+    (output / "wheels").mkdir(parents=True)
+    for name in ("wheels/manifest.json", "wheels/vllm-0.19.1-cp38-abi3-any.whl", "x.csv"):
+        (output / name).write_text("{}")
+    build = ["--build-dir", str(tmp_path / "k"), "--poll-seconds", "0"]
+    env = {**CREDENTIALS, "FAKE_KAGGLE_OUTPUT": str(output)}
+    result = run_script("push_kernel.py", ["wheels", *build], tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    fetched = tmp_path / "k" / "wheels" / "output"
+    assert sorted(p.relative_to(fetched).as_posix() for p in fetched.rglob("*.*")) == [
+        "eedi-kit-vllm-wheels.log",
+        "wheels/manifest.json",
+    ]
 
 
 def test_push_kernel_polls_until_complete_and_fetches_output(tmp_path, fake_kaggle) -> None:
@@ -416,6 +474,10 @@ def test_push_kernel_fails_on_errors_the_cli_exits_0_with(
     assert result.returncode == 2
     assert message in result.stderr
     assert not any(c["args"][1] == "status" for c in calls(fake_kaggle))
+    pushed = tmp_path / "k" / "inference" / "pushed.json"
+    assert pushed.exists() is (scenario is None)  # the version exists: recorded, then refused
+    if scenario is None:
+        assert "version 1 was created and runs without these sources" in result.stderr
 
 
 def test_submit_takes_the_version_push_kernel_recorded(tmp_path, fake_kaggle) -> None:
@@ -478,7 +540,7 @@ def test_from_datasets_to_a_submission_the_version_flows_from_push_to_submit(
     config.write_text('[kaggle]\nwheel_requirements = ["six"]\n')
     (fake_kaggle / "dataset_statuses.txt").write_text("blobs_received\nready")
     (fake_kaggle / "kernels.json").write_text('{"alice/eedi-kit-inference": 4}')
-    (fake_kaggle / "statuses.txt").write_text("complete\nqueued\nrunning\ncomplete")
+    (fake_kaggle / "statuses.txt").write_text("queued\nrunning\ncomplete")
     output = tmp_path / "run-output"
     output.mkdir()
     shutil.copy(sample / "sample_submission.csv", output / "submission.csv")

@@ -8,11 +8,14 @@ lines it prints.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from eedi_utils.config import ConfigError
@@ -31,6 +34,21 @@ EXIT_ZERO_ERRORS = re.compile(
 )
 """Lines the CLI prints for a failed push or upload while still exiting 0 (EXT:kernels_push_cli,
 dataset_create_new_cli, dataset_create_version_cli)."""
+INVALID_SOURCES = re.compile(r"^The following are not valid \w+ sources .*$", re.MULTILINE)
+"""Printed by EXT:kernels_push_cli from the server's answer: the version exists already."""
+TRANSIENT = re.compile(
+    r"^(?:5\d\d Server Error|429 Client Error|Request failed|.*(?:ConnectionError|"
+    r"Connection aborted|timed out|Temporary failure in name resolution))",
+    re.MULTILINE,
+)
+"""An HTTP 5xx or 429 as CLI:main prints it (format_http_error: 'NNN Server Error: ...'),
+or a lost connection: worth asking again (kaggle-cli issue #1053: status 500s for days)."""
+RETRY_SECONDS = tuple(
+    float(wait)
+    for wait in os.environ.get("EEDI_KAGGLE_RETRY_SECONDS", "5,15,45,120,300").split(",")
+)
+"""Waits between attempts of an idempotent call that failed transiently (about 8 minutes;
+$EEDI_KAGGLE_RETRY_SECONDS, comma-separated, changes them)."""
 DATASET_READY, DATASET_FAILED = "ready", {"failed", "deleted"}
 NO_CREDENTIALS = (
     "the kaggle CLI found no credentials. Log in with `kaggle auth login`, or give it an API "
@@ -55,6 +73,30 @@ def call_kaggle(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     if AUTH_REQUIRED in result.stdout + result.stderr:
         raise KaggleError(NO_CREDENTIALS)
     return result
+
+
+def call_with_retry(
+    args: Sequence[str],
+    waits: Sequence[float] = RETRY_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    report: Callable[[str], None] = print,
+) -> subprocess.CompletedProcess[str]:
+    """`kaggle ARGS` for a call that may be repeated (a status, a download), asked again after
+    each wait while it fails transiently; KaggleError with the last message when none is left.
+    The CLI itself retries only 429s and lost connections, and only for uploads."""
+    for attempt, wait in enumerate([*waits, None], start=1):
+        result = call_kaggle(args)
+        if result.returncode == 0 or not TRANSIENT.search(result.stderr):
+            return result
+        if wait is None:
+            raise KaggleError(
+                f"kaggle {' '.join(args)} failed {attempt} times over {sum(waits):.0f} s, "
+                f"last with:\n{result.stderr.strip()}"
+            )
+        first = result.stderr.strip().splitlines()[0]
+        report(f"kaggle {args[0]} {args[1]}: {first}; asking again in {wait:.0f} s")
+        sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def run_kaggle(args: Sequence[str]) -> str:
@@ -96,113 +138,162 @@ def exit_status(body: Callable[[], object]) -> int:
     return 0
 
 
-def dataset_status(dataset_id: str) -> str | None:
-    """The dataset's processing status (`ready`, `failed`, ... EXT:dataset_status), None when
-    it does not exist (the CLI exits 1 with a 404)."""
-    result = call_kaggle(["datasets", "status", dataset_id])
+@dataclass(frozen=True)
+class DatasetState:
+    """A dataset's processing status and its newest version's number."""
+
+    status: str
+    version: int
+
+
+def dataset_state(
+    dataset_id: str, sleep: Callable[[float], None] = time.sleep
+) -> DatasetState | None:
+    """The dataset's status (`ready`, `failed`, ... EXT:dataset_status) and current version
+    number (`--format json`), None when it does not exist (the CLI exits 1 with a 404)."""
+    args = ["datasets", "status", dataset_id, "--format", "json(status,current_version_number)"]
+    result = call_with_retry(args, sleep=sleep)
     if result.returncode != 0:
         if "404" in result.stderr:
             return None
         raise KaggleError(f"kaggle datasets status {dataset_id} failed:\n{result.stderr}")
-    return result.stdout.strip().splitlines()[-1].strip()
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    return DatasetState(payload["status"], int(payload["current_version_number"] or 0))
 
 
-def push_dataset(folder: Path, dataset_id: str, message: str) -> str:
+def push_dataset(folder: Path, dataset_id: str, message: str) -> int:
     """Create the dataset the first time, add a version after; subfolders are always kept
-    (the CLI's --dir-mode default, skip, drops them)."""
+    (the CLI's --dir-mode default, skip, drops them). Returns the version number it had before
+    (0 for a new dataset): the upload is processed once the number has risen past it."""
     keep_folders = ["--dir-mode", "zip"]
-    if dataset_status(dataset_id) is not None:
+    state = dataset_state(dataset_id)
+    if state is not None:
         args = ["datasets", "version", "-p", str(folder), "-m", message, *keep_folders]
     else:
         args = ["datasets", "create", "-p", str(folder), *keep_folders]
-    return run_kaggle(args)
+    print(run_kaggle(args).strip())
+    return state.version if state is not None else 0
 
 
 def wait_for_dataset(
     dataset_id: str,
+    after_version: int = 0,
     poll_seconds: float = 10.0,
     timeout_seconds: float = 1800.0,
     sleep: Callable[[float], None] = time.sleep,
     report: Callable[[str], None] = print,
-) -> None:
-    """Wait until Kaggle has processed an upload (datasets are processed after the CLI
-    returns); a kernel pushed before that may find the dataset not a valid source."""
+) -> int:
+    """Wait until Kaggle has processed the upload (datasets are processed after the CLI
+    returns; a kernel pushed before may find the dataset not a valid source): `ready` counts
+    only once the version number has risen past `after_version`, since right after `datasets
+    version` the status may still be the previous version's (a failure is the upload's: the
+    previous version was ready). Returns the new version."""
     waited = 0.0
     while True:
-        status = dataset_status(dataset_id)
-        if status == DATASET_READY:
-            report(f"{dataset_id}: ready after {waited:.0f} s")
-            return
+        state = dataset_state(dataset_id, sleep=sleep)
+        status = state.status if state is not None else "not found yet"
+        newer = state is not None and state.version > after_version
+        if newer and status == DATASET_READY:
+            report(f"{dataset_id}: version {state.version} ready after {waited:.0f} s")
+            return state.version
         if status in DATASET_FAILED:
             raise KaggleError(f"Kaggle could not process dataset {dataset_id}: {status}")
         if waited >= timeout_seconds:
-            raise KaggleError(f"{dataset_id} still {status or 'not found'} after {waited:.0f} s")
-        report(f"{dataset_id}: {status or 'not found yet'} after {waited:.0f} s")
+            raise KaggleError(f"{dataset_id} still {status} after {waited:.0f} s")
+        shown = f"version {state.version} {status}" if state is not None else status
+        report(f"{dataset_id}: {shown}, waiting for version {after_version + 1} ({waited:.0f} s)")
         sleep(poll_seconds)
         waited += poll_seconds
 
 
-def push_kernel(folder: Path) -> int:
+@dataclass(frozen=True)
+class Push:
+    """What `kernels push` reported: the version it created and the sources it dropped."""
+
+    version: int
+    dropped_sources: list[str]
+
+
+def push_kernel(folder: Path) -> Push:
     """Push a built kernel folder (its notebook and kernel-metadata.json); Kaggle runs it.
-    Returns the version number the CLI reports."""
-    output = run_kaggle(["kernels", "push", "-p", str(folder)])
+
+    Sources the server refused are printed with the new version's number (EXT:kernels_push_cli:
+    the version exists and runs without them), so they come back beside it for the caller to
+    record the version before failing."""
+    result = call_kaggle(["kernels", "push", "-p", str(folder)])
+    output = result.stdout
     pushed = PUSHED_LINE.search(output)
-    if pushed is None:
-        raise KaggleError(f"kaggle kernels push printed no version number:\n{output}")
-    return int(pushed.group(1))
+    if result.returncode != 0 or pushed is None:
+        errors = EXIT_ZERO_ERRORS.findall(output)
+        shown = "\n".join(errors) or f"{output}{result.stderr}".strip()
+        raise KaggleError(f"kaggle kernels push -p {folder}: {shown}")
+    return Push(int(pushed.group(1)), INVALID_SOURCES.findall(output))
 
 
-def kernel_status(kernel_id: str) -> tuple[str, str]:
-    """(status, failure message) of the kernel's latest run, e.g. ('error', 'OOM')."""
-    output = run_kaggle(["kernels", "status", kernel_id])
-    match = STATUS_LINE.search(output)
+NO_RUN_STATUS = "new_script"
+"""A version with no run (kagglesdk KernelWorkerStatus.NEW_SCRIPT; nothing in the CLI explains
+it): waited on for `no_run_polls` polls, never for the whole timeout."""
+
+
+def kernel_status(kernel_id: str, version: int, sleep=time.sleep) -> tuple[str, str]:
+    """(status, failure message) of that version's run, e.g. ('error', 'OOM'): the CLI sends
+    `owner/slug/N` as version label vN (EXT:kernels_status, _kernel_version_label)."""
+    result = call_with_retry(["kernels", "status", f"{kernel_id}/{version}"], sleep=sleep)
+    if result.returncode != 0:
+        raise KaggleError(f"kaggle kernels status {kernel_id}/{version} failed:\n{result.stderr}")
+    match = STATUS_LINE.search(result.stdout)
     if match is None:
-        raise KaggleError(f"unexpected `kaggle kernels status` output: {output!r}")
-    failure = FAILURE_LINE.search(output)
+        raise KaggleError(f"unexpected `kaggle kernels status` output: {result.stdout!r}")
+    failure = FAILURE_LINE.search(result.stdout)
     return match.group(1).lower(), failure.group(1) if failure else ""
 
 
 def wait_for_kernel(
     kernel_id: str,
+    version: int,
     poll_seconds: float = 30.0,
     timeout_seconds: float = 12 * 3600,
     sleep: Callable[[float], None] = time.sleep,
     report: Callable[[str], None] = print,
-    stale_polls: int = 10,
+    no_run_polls: int = 10,
 ) -> str:
-    """Poll a kernel just pushed until its run completes or fails; KaggleError with Kaggle's
-    message if it fails.
-
-    Right after a push the status may still be the previous version's (it names no version):
-    a terminal status counts only once this run was seen queued or running, or after
-    `stale_polls` polls that saw nothing else (a run that finished before the first poll).
-    """
-    waited, seen_running, stale = 0.0, False, 0
+    """Poll version `version` of a kernel until its run completes or fails; KaggleError with
+    Kaggle's message if it fails, and after `no_run_polls` polls that found no run."""
+    waited, no_run = 0.0, 0
     while True:
-        status, failure = kernel_status(kernel_id)
-        terminal = status in TERMINAL_STATUSES
-        seen_running = seen_running or not terminal
-        if terminal and not seen_running and stale < stale_polls:
-            stale += 1
-            report(f"{kernel_id}: {status} (the previous version's?) after {waited:.0f} s")
-        elif terminal:
+        status, failure = kernel_status(kernel_id, version, sleep=sleep)
+        if status in TERMINAL_STATUSES:
             break
-        else:
-            report(f"{kernel_id}: {status} after {waited:.0f} s")
+        no_run = no_run + 1 if status == NO_RUN_STATUS else 0
+        if no_run >= no_run_polls:
+            raise KaggleError(
+                f"{kernel_id} version {version} has no run ({status}) after {waited:.0f} s: "
+                f"start it at https://www.kaggle.com/code/{kernel_id}, or push again"
+            )
+        report(f"{kernel_id} version {version}: {status} after {waited:.0f} s")
         if waited >= timeout_seconds:
-            raise KaggleError(f"{kernel_id} still {status} after {waited:.0f} s")
+            raise KaggleError(f"{kernel_id} version {version} still {status} after {waited:.0f} s")
         sleep(poll_seconds)
         waited += poll_seconds
-    report(f"{kernel_id}: {status} after {waited:.0f} s")
+    report(f"{kernel_id} version {version}: {status} after {waited:.0f} s")
     if status != "complete":
-        raise KaggleError(f"{kernel_id} ended with status {status}: {failure or 'no message'}")
+        raise KaggleError(
+            f"{kernel_id} version {version} ended with status {status}: {failure or 'no message'}"
+        )
     return status
 
 
-def fetch_output(kernel_id: str, destination: Path) -> list[Path]:
-    """Download the kernel's output files and its log into `destination`."""
+def fetch_output(
+    kernel_id: str, version: int, destination: Path, file_pattern: str = ""
+) -> list[Path]:
+    """Download that version's output files matching `file_pattern` (a regex searched in each
+    output's path, EXT:kernels_output) and its log (always) into `destination`."""
     destination.mkdir(parents=True, exist_ok=True)
-    run_kaggle(["kernels", "output", kernel_id, "-p", str(destination), "-o"])
+    args = ["kernels", "output", f"{kernel_id}/{version}", "-p", str(destination), "-o"]
+    args += ["--file-pattern", file_pattern] if file_pattern else []
+    result = call_with_retry(args)
+    if result.returncode != 0:
+        raise KaggleError(f"kaggle {' '.join(args)} failed:\n{result.stderr}")
     return sorted(p for p in destination.rglob("*") if p.is_file())
 
 
