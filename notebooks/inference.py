@@ -14,8 +14,11 @@
 # validated `submission.csv`, exactly as `eedi predict` does.
 #
 # Inputs, first found wins: `$EEDI_DATA_DIR`, the Kaggle competition input, the sample bundled
-# with the package. On Kaggle's commit run (not the scoring rerun) it first scores a
-# question-grouped CV sample of train and prints MAP@25, seen and unseen.
+# with the package. On Kaggle's commit run (not the scoring rerun) it first scores a seeded
+# sample of train questions from the fold the shipped model held out (folds grouped by
+# `[evaluate] group_by`, `ConstructId` by default, as the model's `resolved_config.json` says)
+# and prints MAP@25, seen, unseen, the unseen share and `map@25_lb`; a model trained on every
+# row (`val_fold = -1`) has no such fold, and the notebook says so.
 
 # %% parameters
 CONFIG_FILE = None  # a TOML file; None: $EEDI_CONFIG, else the code dataset's eedi-kit.toml

@@ -13,7 +13,29 @@
 # Fine-tunes the embedding model on `train.csv` with hard negatives re-mined from the model
 # being trained, exactly as `eedi train` does, and leaves a model folder that the inference
 # notebook (or `eedi predict --model`) loads offline. Settings come from one TOML config
-# (`$EEDI_CONFIG`); the `[train]` section holds the training ones.
+# (`$EEDI_CONFIG`, else the code dataset's `eedi-kit.toml`); `[train]` holds the training ones.
+#
+# **Two runs, as in docs/training.md.**
+# 1. The CV run (`VAL_FOLD = 0`, the config's default): one fold of `[evaluate]`, grouped by
+#    `ConstructId`, is held out and scored before training and after every epoch: MAP@25,
+#    recall@25, seen and unseen rows (whether some training row labels the row's
+#    misconception), the unseen share and `map@25_lb`, the leaderboard estimate that weights
+#    unseen rows as the hidden test is thought to (`[evaluate] lb_unseen_share`). Then the
+#    unseen-misconception prior is tuned on that fold: the table below shows each strength of
+#    `[train] unseen_prior_grid`, and the best by `map@25_lb` is stored with the model.
+# 2. The final run (`VAL_FOLD = -1`, `UNSEEN_PRIOR = <the strength the CV chose>`): the same
+#    settings on every row; nothing is held out, so nothing is scored or tuned, and the given
+#    strength is stored with the ids all rows label. This is the model to submit.
+#
+# **From this output to the inference kernel.** The model folder (`OUTPUT_DIR`, under
+# `/kaggle/working` on Kaggle) holds the weights, `unseen_prior.json`, `metrics.json`,
+# `training_curves.png` and `resolved_config.json` (every setting; the inference notebook reads
+# from it which fold the model held out). `python scripts/push_kernel.py train` downloads the
+# output into `build/kernels/train/output/`; name the folder in the config,
+# `[retrieval] models = ["build/kernels/train/output/retriever"]`, and
+# `python scripts/push_datasets.py --only model` ships it (checkpoints and negatives left out)
+# as the model dataset (`[kaggle] model_dataset`), which the inference kernel attaches and
+# finds the folder in by its name.
 
 # %% parameters
 import os
@@ -24,6 +46,7 @@ RESUME = False  # go on from OUTPUT_DIR's last checkpoint
 BASE_MODEL: str | None = None  # model folder to start from; None: the config's [train] base_model
 EPOCHS: int | None = None  # passes over the training rows; None: the config's [train] epochs
 VAL_FOLD: int | None = None  # fold held out for validation; -1: train on every row (to submit)
+UNSEEN_PRIOR: float | None = None  # stored by a VAL_FOLD = -1 run; None: the config's, else 0
 OVERRIDES: dict[str, dict] = {}  # any other setting by section, e.g. {"train": {"lora_r": 16}}
 
 # %% 0. Offline set-up on Kaggle: install the kit and its pinned wheels from the attached inputs
@@ -49,7 +72,9 @@ from eedi_utils.inputs import config_file, output_dir, resolve_data_dir
 from eedi_utils.train.run import RetrieverTraining
 
 parameters = with_parameters(
-    OVERRIDES, train={"base_model": BASE_MODEL, "epochs": EPOCHS, "val_fold": VAL_FOLD}
+    OVERRIDES,
+    train={"base_model": BASE_MODEL, "epochs": EPOCHS, "val_fold": VAL_FOLD},
+    retrieval={"unseen_prior": UNSEEN_PRIOR},
 )
 config = load_config(CONFIG_FILE or config_file(), parameters)
 source = resolve_data_dir()
@@ -64,15 +89,40 @@ print(f"model saved in {output}; seconds: {training.seconds}")
 # %% 3. Validation per epoch (epoch 0 = before training): the figures, then the curves
 from IPython.display import Image, display
 
-from eedi_utils.metrics import map_key, recall_key
+from eedi_utils.metrics import lb_key, map_key, recall_key
 from eedi_utils.train.report import CURVES_FILE
 
 k = config.retrieval.top_k
+key, estimate = map_key(k), lb_key(k)
 for entry in training.history:
-    print(
-        json.dumps(
-            {key: entry[key] for key in ("epoch", map_key(k), recall_key(k), "seen", "unseen")}
-        )
-    )
+    row = {"epoch": entry["epoch"], key: entry[key], recall_key(k): entry[recall_key(k)]}
+    row |= {"seen": entry["seen"][key], "unseen": entry["unseen"][key]}
+    row |= {"unseen_share": entry["unseen_share"], estimate: entry[estimate]}
+    print(json.dumps(row))
 if training.history:
     display(Image(filename=str(output / CURVES_FILE)))
+else:
+    print("no validation rows (VAL_FOLD = -1): nothing scored")
+
+# %% 4. The unseen prior: the table it was tuned on, the strength stored, the next step
+import pandas as pd
+
+from eedi_utils.pipeline import RESOLVED_CONFIG
+from eedi_utils.prior import PRIOR_FILE, read_prior
+
+if training.prior_table:  # one row per strength of [train] unseen_prior_grid
+    print(pd.DataFrame(training.prior_table).to_string(index=False))
+prior = read_prior(output)
+print(
+    f"stored in {output / PRIOR_FILE}: unseen prior {prior.strength}, "
+    f"{len(prior.labelled_ids)} misconceptions labelled by the training rows"
+)
+print(f"every setting of this run: {output / RESOLVED_CONFIG}")
+if config.train.val_fold >= 0:
+    print(f"next, the final run: VAL_FOLD = -1, UNSEEN_PRIOR = {prior.strength}, nothing else")
+else:
+    print(
+        f"the model to submit: [retrieval] models = [its folder] ({output} here, "
+        f"build/kernels/train/output/{output.name} once push_kernel.py downloaded it), "
+        "then scripts/push_datasets.py --only model"
+    )

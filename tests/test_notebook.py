@@ -1,18 +1,30 @@
-"""The inference notebook runs as a script and as a notebook, and writes a valid submission."""
+"""The notebooks run as scripts and as notebooks: inference writes a valid submission, train
+leaves a model, paraphrase takes its key from a Kaggle secret or the variable."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import jupytext
+import pandas as pd
 import pytest
+from llm_server import FakeLLM
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
+from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData
+from eedi_utils.inputs import COMPETITION
 from eedi_utils.submission import read_submission, validate_submission
+from eedi_utils.train.data import prepare_data
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOK = NOTEBOOKS / "inference.py"
@@ -115,3 +127,245 @@ def test_train_notebook_runs_end_to_end(tmp_path, sample, tiny_model, monkeypatc
     assert (tmp_path / "model" / "modules.json").exists()
     assert (tmp_path / "model" / "training_curves.png").exists()
     assert "<image/png>" in outputs  # the curves, shown inline
+    epochs = [json.loads(line) for line in outputs.splitlines() if line.startswith('{"epoch"')]
+    assert [e["epoch"] for e in epochs] == [0, 1]
+    assert {"seen", "unseen", "unseen_share", "map@25_lb"} <= set(epochs[-1])
+    # the prior table, one row per strength of the grid, and the strength it chose
+    stored = json.loads((tmp_path / "model" / "unseen_prior.json").read_text())
+    assert len(stored["tuning"]) == len(KitConfig().train.unseen_prior_grid)
+    header = next(line for line in outputs.splitlines() if line.lstrip().startswith("unseen_prior"))
+    assert header.split() == ["unseen_prior", "map@25", "seen", "unseen", "map@25_lb"]
+    assert f"unseen prior {stored['strength']}," in outputs
+    assert f"next, the final run: VAL_FOLD = -1, UNSEEN_PRIOR = {stored['strength']}" in outputs
+    assert "resolved_config.json" in outputs
+
+
+def test_train_notebook_final_run_stores_the_given_prior(tmp_path, tiny_model, monkeypatch) -> None:
+    """The second step: every row, nothing scored or tuned, the CV's strength stored."""
+    monkeypatch.delenv("EEDI_DATA_DIR", raising=False)  # the bundled sample
+    config = tmp_path / "kit.toml"
+    config.write_text(
+        "[retrieval]\nshow_progress = false\n"
+        f'[train]\nbase_model = "{tiny_model}"\nepochs = 0\nbatch_size = 8\nn_negatives = 0\n'
+        'mixed_precision = "no"\n'
+    )
+    notebook = jupytext.read(NOTEBOOKS / "train.py")
+    cell = next(c for c in notebook.cells if c.metadata.get("title") == "parameters")
+    cell.source += f"\nCONFIG_FILE = {str(config)!r}\nOUTPUT_DIR = {str(tmp_path / 'final')!r}"
+    cell.source += "\nVAL_FOLD = -1\nUNSEEN_PRIOR = 0.06"
+    outputs = execute(notebook, tmp_path)
+    assert "no validation rows (VAL_FOLD = -1): nothing scored" in outputs
+    stored = json.loads((tmp_path / "final" / "unseen_prior.json").read_text())
+    assert stored["strength"] == 0.06 and stored["tuning"] == []
+    assert "unseen prior 0.06," in outputs and "the model to submit" in outputs
+
+
+# --- notebooks/paraphrase.py: the key from Kaggle secrets or the variable, DRY_RUN ----------
+
+WEB_CLIENT = '''"""Stand-in for Kaggle's kaggle_web_client (docker-python,
+patches/kaggle_web_client.py): the same exceptions and constructor check; the secrets service
+is $STAND_IN_SECRETS (JSON)."""
+import json
+import os
+
+
+class CredentialError(Exception):
+    pass
+
+
+class BackendError(Exception):
+    pass
+
+
+class KaggleWebClient:
+    def __init__(self):
+        self.jwt_token = os.getenv("KAGGLE_USER_SECRETS_TOKEN")
+        if self.jwt_token is None:
+            raise CredentialError(
+                "A JWT Token is required to call Kaggle, "
+                "but none found in environment variable KAGGLE_USER_SECRETS_TOKEN"
+            )
+
+    def make_post_request(self, data, endpoint, timeout=40):
+        secrets = json.loads(os.environ.get("STAND_IN_SECRETS", "{}"))
+        if data.get("Label") not in secrets:  # what the service answers for a missing one
+            response = {"wasSuccessful": False, "errors": ["No user secrets exist for kernel"]}
+            raise BackendError(f"Unexpected response from the service. Response: {response}.")
+        return {"secret": secrets[data["Label"]], "secretType": "unspecified"}
+'''
+
+SECRETS = '''"""Stand-in for Kaggle's kaggle_secrets (docker-python, patches/kaggle_secrets.py)."""
+from kaggle_web_client import BackendError, CredentialError, KaggleWebClient
+
+
+class ValidationError(Exception):
+    pass
+
+
+class UserSecretsClient:
+    GET_USER_SECRET_BY_LABEL_ENDPOINT = "/requests/GetUserSecretByLabelRequest"
+
+    def __init__(self):
+        self.web_client = KaggleWebClient()
+
+    def get_secret(self, label) -> str:
+        if label is None or len(label) == 0:
+            raise ValidationError("Label must be non-empty.")
+        response_json = self.web_client.make_post_request(
+            {"Label": label}, self.GET_USER_SECRET_BY_LABEL_ENDPOINT
+        )
+        if "secret" not in response_json:
+            raise BackendError(f"Unexpected response from the service. Response: {response_json}")
+        return response_json["secret"]
+'''
+
+KEY = "EEDI_TEST_KEY"  # [generate] api_key_env of these tests
+
+
+@pytest.fixture()
+def kaggle_like(tmp_path, sample, monkeypatch) -> Path:
+    """A Kaggle-like root with working/ (the output), the sample as the data, no key set."""
+    root = tmp_path / "kaggle"
+    (root / "working").mkdir(parents=True)
+    monkeypatch.setenv("EEDI_KAGGLE_ROOT", str(root))
+    monkeypatch.setenv("EEDI_DATA_DIR", str(sample))
+    for name in (KEY, "OPENAI_API_KEY", "KAGGLE_USER_SECRETS_TOKEN", "STAND_IN_SECRETS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    return root
+
+
+def kaggle_secrets_on_path(folder: Path, monkeypatch, secrets: dict[str, str] | None) -> None:
+    """Kaggle's secrets modules importable by the notebook's kernel; `secrets` None: no token
+    (the client cannot ask), else the secrets the service knows."""
+    folder.mkdir()
+    (folder / "kaggle_web_client.py").write_text(WEB_CLIENT)
+    (folder / "kaggle_secrets.py").write_text(SECRETS)
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)
+    if secrets is not None:
+        monkeypatch.setenv("KAGGLE_USER_SECRETS_TOKEN", "test-jwt")
+        monkeypatch.setenv("STAND_IN_SECRETS", json.dumps(secrets))
+
+
+def use_generate_config(folder: Path, monkeypatch, base_url: str = "") -> None:
+    """$EEDI_CONFIG: a [generate] section for `base_url` (empty: OpenAI's API)."""
+    path = folder / "kit.toml"
+    path.write_text(
+        f'[generate]\nmodel = "test-model"\nbase_url = "{base_url}"\napi_key_env = "{KEY}"\n'
+        "n = 2\nper_misconception = 1\nconcurrency = 8\ntimeout = 5.0\n"
+    )
+    monkeypatch.setenv("EEDI_CONFIG", str(path))
+
+
+def paraphrase_notebook(**parameters):
+    """notebooks/paraphrase.py with these values set at the end of its parameters cell."""
+    notebook = jupytext.read(NOTEBOOKS / "paraphrase.py")
+    cell = next(c for c in notebook.cells if c.metadata.get("title") == "parameters")
+    cell.source += "".join(f"\n{name} = {value!r}" for name, value in parameters.items())
+    return notebook
+
+
+@contextlib.contextmanager
+def recording_server():
+    """The fake OpenAI-compatible server, recording each call's Authorization header."""
+    with FakeLLM() as fake:
+        fake.authorizations = []
+        served = fake.server.RequestHandlerClass
+
+        class Recording(served):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                fake.authorizations.append(self.headers.get("Authorization"))
+                super().do_POST()
+
+        fake.server.RequestHandlerClass = Recording
+        yield fake
+
+
+def test_paraphrase_notebook_takes_the_key_from_a_kaggle_secret(
+    tmp_path, sample, kaggle_like, monkeypatch
+) -> None:
+    kaggle_secrets_on_path(tmp_path / "site", monkeypatch, {KEY: "sk-from-secret"})
+    with recording_server() as fake:
+        use_generate_config(tmp_path, monkeypatch, fake.base_url)
+        outputs = execute(paraphrase_notebook(), tmp_path)
+    assert f"API key: Kaggle secret '{KEY}', set as ${KEY}" in outputs
+    assert fake.authorizations and set(fake.authorizations) == {"Bearer sk-from-secret"}
+    assert "sk-from-secret" not in outputs  # never printed
+    generated = kaggle_like / "working" / "generated"  # under /kaggle/working on Kaggle
+    assert (generated / "paraphrased" / "train.csv").is_file()
+    assert (generated / "synthesized" / "train.csv").is_file()
+
+    # generated_rows.csv joins training as [train] extra_train_files without repeating real rows
+    rows = pd.read_csv(generated / "generated_rows.csv", dtype=str, keep_default_na=False)
+    assert len(rows) and set(rows["Generated"]) == {"True"} and "SourceQuestionId" in rows
+    assert (rows["SourceQuestionId"] == "").any()  # synthesized: made from no question
+    config = KitConfig()
+    config.evaluate.folds = 3
+    base = prepare_data(CompetitionData(sample), config)
+    config.train.extra_train_files = [str(generated / "generated_rows.csv")]
+    joined = prepare_data(CompetitionData(sample), config)
+    assert len(joined.queries) > len(base.queries)
+    counts = Counter(joined.queries)
+    assert all(counts[q] == n for q, n in Counter(base.queries).items())
+
+
+def test_paraphrase_notebook_outside_kaggle_reads_the_variable(
+    tmp_path, kaggle_like, monkeypatch
+) -> None:
+    monkeypatch.setenv(KEY, "sk-from-env")  # and no kaggle_secrets module to import
+    with recording_server() as fake:
+        use_generate_config(tmp_path, monkeypatch, fake.base_url)
+        outputs = execute(paraphrase_notebook(SYNTHESIZE=False), tmp_path)
+    assert f"API key: ${KEY}" in outputs
+    assert fake.authorizations and set(fake.authorizations) == {"Bearer sk-from-env"}
+    assert (kaggle_like / "working" / "generated" / "generated_rows.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("secrets", "why"),
+    [
+        ({"OTHER": "x"}, f"the Kaggle secret '{KEY}' was not found"),  # BackendError
+        (None, "Kaggle secrets cannot be read here"),  # no token: CredentialError
+        ("no module", f"${KEY} is not set. Add"),  # not on Kaggle
+    ],
+    ids=["secret-missing", "no-secrets-token", "not-on-kaggle"],
+)
+def test_paraphrase_notebook_without_a_key_stops_naming_the_secret_and_variable(
+    tmp_path, kaggle_like, monkeypatch, secrets, why
+) -> None:
+    if secrets != "no module":
+        kaggle_secrets_on_path(tmp_path / "site", monkeypatch, secrets)
+    with recording_server() as fake:
+        use_generate_config(tmp_path, monkeypatch)  # OpenAI's API: a key is needed
+        with pytest.raises(CellExecutionError) as stopped:
+            execute(paraphrase_notebook(), tmp_path)
+    message = re.sub(r"\x1b\[[0-9;]*m", "", str(stopped.value))  # the traceback's colours
+    assert "RuntimeError: no API key" in message and why in message
+    assert f"Add a Kaggle secret labelled '{KEY}'" in message and f"(or set ${KEY})" in message
+    assert "DRY_RUN = True" in message
+    assert not fake.authorizations and not (kaggle_like / "working" / "generated").exists()
+
+
+def test_paraphrase_notebook_dry_run_only_prints_the_estimates(
+    tmp_path, sample, kaggle_like, monkeypatch
+) -> None:
+    """Inside a Kaggle-like kernel: the competition input, a bootstrap that has nothing to
+    install, openai already at the pinned version (so no pip), no key anywhere."""
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.delenv("EEDI_DATA_DIR")
+    shutil.copytree(sample, kaggle_like / "input" / "competitions" / COMPETITION)
+    (kaggle_like / "input" / "eedi-kit-code").mkdir()
+    (kaggle_like / "input" / "eedi-kit-code" / "kaggle_bootstrap.py").write_text("print('boot')")
+    kaggle_secrets_on_path(tmp_path / "site", monkeypatch, None)
+    with recording_server() as fake:
+        use_generate_config(tmp_path, monkeypatch)
+        outputs = execute(paraphrase_notebook(DRY_RUN=True), tmp_path)
+    assert "boot" in outputs and "(Kaggle competition input)" in outputs
+    assert "installing" not in outputs  # openai is at requirements.txt's version here
+    assert "dry run: estimates only, no key needed" in outputs
+    assert re.search(r"paraphrase, expected: \d+ calls", outputs)
+    assert re.search(r"synthesize, expected: \d+ calls", outputs)
+    assert "paraphrase: done" not in outputs and "wrote " not in outputs
+    assert not fake.authorizations and not fake.requests
+    assert not any((kaggle_like / "working").rglob("*.csv"))

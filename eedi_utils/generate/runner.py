@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,8 +177,17 @@ def run_items(
     concurrency: int,
     progress: bool = True,
 ) -> Summary:
-    """Solve every uncached item; finished ones are in `cache` even if the process dies."""
-    return asyncio.run(_run(items, client, cache, meter, concurrency, progress))
+    """Solve every uncached item; finished ones are in `cache` even if the process dies.
+
+    Inside a running event loop (a Jupyter kernel, where `asyncio.run` refuses to start) the
+    loop runs in a thread of its own."""
+    job = _run(items, client, cache, meter, concurrency, progress)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(job)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, job).result()
 
 
 def run_job(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,34 @@ nbformat = require("nbformat", "building a kernel notebook")
 
 METADATA_FILE = "kernel-metadata.json"
 MACHINE_SHAPE = "NvidiaTeslaT4"
+"""GPU T4 x2; without it Kaggle gives a P100, which its current image no longer supports."""
 WHEELS_KERNEL = "eedi-kit-vllm-wheels"
 """The kernel that builds the vLLM wheels on Kaggle's image (notebooks/wheels.py), online."""
-ONLINE_NOTEBOOKS = {"wheels.ipynb"}
+
+
+@dataclass(frozen=True)
+class KernelNeeds:
+    """What a kernel's metadata must say about its machine and its inputs."""
+
+    internet: bool = False
+    """Online; a code competition's kernels run offline, so only helpers may be."""
+    gpu: bool = True
+    """GPU T4 x2 (`machine_shape` NvidiaTeslaT4); without it, no `machine_shape` at all (CPU)."""
+    competition: bool = True
+    """The competition data attached."""
+
+
+KERNEL_NEEDS = {
+    "inference.ipynb": KernelNeeds(),
+    "train.ipynb": KernelNeeds(),
+    # pip downloads vLLM and its dependencies from PyPI, on the GPU image it will run on
+    "wheels.ipynb": KernelNeeds(internet=True, competition=False),
+    # calls an OpenAI-compatible API; nothing runs on an accelerator, so no GPU quota is spent
+    "paraphrase.ipynb": KernelNeeds(internet=True, gpu=False),
+}
+"""Per built notebook; a notebook not listed here must be offline, on T4 x2, with the data."""
+ONLINE_NOTEBOOKS = {name for name, needs in KERNEL_NEEDS.items() if needs.internet}
 """Kernels that need the internet; every other kernel must run offline (a code competition)."""
-"""GPU T4 x2; without it Kaggle gives a P100, which its current image no longer supports."""
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -85,24 +109,28 @@ def render_metadata(template: Path, user: str, config: KitConfig) -> dict[str, A
 def metadata_problems(meta: dict[str, Any], folder: Path | None = None) -> list[str]:
     """Every way `meta` breaks the rules the kit's kernels must follow; empty if none."""
     problems = []
-    online = meta.get("code_file") in ONLINE_NOTEBOOKS
+    needs = KERNEL_NEEDS.get(str(meta.get("code_file", "")), KernelNeeds())
     expected = {
         "language": "python",
         "kernel_type": "notebook",
-        "enable_gpu": True,
-        "machine_shape": MACHINE_SHAPE,
-        "enable_internet": online,
+        "enable_gpu": needs.gpu,
+        **({"machine_shape": MACHINE_SHAPE} if needs.gpu else {}),
+        "enable_internet": needs.internet,
     }
     for key, value in expected.items():
         if meta.get(key) != value:
             problems.append(f"{key} must be {value!r}, is {meta.get(key, '<missing>')!r}")
+    if not needs.gpu and meta.get("machine_shape"):
+        problems.append(
+            f"machine_shape must be left out on a kernel without GPU: {meta['machine_shape']!r}"
+        )
     title = str(meta.get("title", ""))
     if len(title) < 5:
         problems.append(f"title must have at least 5 characters: {title!r}")
     kernel_id = str(meta.get("id", ""))
     if kernel_id.count("/") != 1 or kernel_id.split("/")[1] != slugify(title):
         problems.append(f"id must be '<user>/{slugify(title)}' (the title's slug): {kernel_id!r}")
-    if not online and COMPETITION not in meta.get("competition_sources", []):
+    if needs.competition and COMPETITION not in meta.get("competition_sources", []):
         problems.append(f"competition_sources must include {COMPETITION!r}")
     for source in meta.get("dataset_sources", []):  # kaggle CLI: validate_dataset_string
         if not re.fullmatch(r"[\w-]+/[a-z0-9-]{6,50}(/\d+)?", source):
