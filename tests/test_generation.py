@@ -10,11 +10,11 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from llm_server import FakeLLM
+from test_notebook import execute, paraphrase_notebook
 
 from eedi_utils.config import GenerateConfig, KitConfig
 from eedi_utils.data import CompetitionData, labelled
@@ -248,20 +248,16 @@ def test_killed_run_resumes_without_losing_or_repeating_work(tmp_path, sample) -
     assert json.loads(cache.read_text().splitlines()[0])["value"]
 
 
-def test_paraphrase_notebook_runs_both_steps(tmp_path, sample, server) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("EEDI_CONFIG", "EEDI_DATA_DIR")}
-    env.update(
-        EEDI_BASE_URL=server.base_url,
-        EEDI_MODEL="test-model",
-        EEDI_OUTPUT_DIR=str(tmp_path / "gen"),
-        EEDI_DATA_DIR=str(sample),
+def test_paraphrase_notebook_runs_both_steps(tmp_path, sample, server, monkeypatch) -> None:
+    """As a notebook (its parameters set in the parameters cell, as Kaggle runs it): the
+    runner's event loop runs beside the kernel's."""
+    monkeypatch.delenv("EEDI_CONFIG", raising=False)
+    monkeypatch.setenv("EEDI_DATA_DIR", str(sample))
+    notebook = paraphrase_notebook(
+        BASE_URL=server.base_url, MODEL="test-model", OUTPUT_DIR=str(tmp_path / "gen")
     )
-    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "paraphrase.py"
-    result = subprocess.run(
-        [sys.executable, str(notebook)], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("expected:") == 2 and "synthesize: done" in result.stdout
+    printed = execute(notebook, tmp_path)
+    assert printed.count("expected:") == 2 and "synthesize: done" in printed
     final = CompetitionData(tmp_path / "gen" / "synthesized")
     assert len(final.misconception_variants()) == 4 * len(final.misconceptions)
     written = pd.read_csv(tmp_path / "gen" / "synthesized" / "train.csv", dtype=str)
