@@ -2,7 +2,8 @@
 ConstructId-grouped fold, then the unseen prior and weight-space interpolation (WiSE-FT)
 tuned on that fold. Every row shows plain MAP@25, seen, unseen, the unseen share and the
 leaderboard estimate map@25_lb = 0.25 seen + 0.75 unseen, so no trade between seen and
-unseen rows hides in one average.
+unseen rows hides in one average (missing, null in the JSON, when the fold has no seen or no
+unseen rows).
 
     python benchmarks/cv.py --variant default                 # the kit's defaults
     python benchmarks/cv.py --variant scale100 --set train.scale=100
@@ -27,7 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from eedi_utils.config import load_config, parse_toml_value  # noqa: E402
 from eedi_utils.data import CompetitionData  # noqa: E402
 from eedi_utils.merge import merge_models  # noqa: E402
-from eedi_utils.metrics import lb_key, map_key  # noqa: E402
+from eedi_utils.metrics import format_score, lb_key, map_key  # noqa: E402
+from eedi_utils.prior import read_prior  # noqa: E402
 from eedi_utils.retrieval import default_model_path, load_embedder  # noqa: E402
 from eedi_utils.train.report import (  # noqa: E402
     score_embeddings,
@@ -54,6 +56,12 @@ def row(name: str, report: dict, command: str, minutes: float, **extra) -> dict:
     }
 
 
+def stored_row(table: list[dict], strength: float) -> dict:
+    """The tuning table's row of the strength stored (the best by map@25_lb; the first row,
+    0 in the default grid, where map@25_lb is missing and nothing was tuned)."""
+    return next((r for r in table if r["unseen_prior"] == strength), table[0])
+
+
 def overrides(pairs: list[str]) -> dict[str, dict]:
     """`section.key=value` pairs (values in TOML syntax) as config overrides."""
     result: dict[str, dict] = {}
@@ -73,7 +81,8 @@ def plot(rows: list[dict], path: Path) -> None:
     labels = [r["row"] for r in rows]
     y = range(len(rows))
     for offset, field in ((-0.25, "seen"), (0.0, "unseen"), (0.25, lb_key())):
-        axis.barh([i + offset for i in y], [r[field] for r in rows], height=0.25, label=field)
+        widths = [float("nan") if r[field] is None else r[field] for r in rows]  # missing: no bar
+        axis.barh([i + offset for i in y], widths, height=0.25, label=field)
     axis.set_yticks(list(y), labels)
     axis.invert_yaxis()
     axis.set_xlabel("MAP@25 on a ConstructId-grouped validation fold")
@@ -111,7 +120,7 @@ def main() -> None:
         row(f"{args.variant}: zero-shot", training.history[0], command, 0.0),
         row(f"{args.variant}: fine-tuned", training.history[-1], command, minutes),
     ]
-    best_prior = max(training.prior_table, key=lambda r: r[lb_key()])
+    best_prior = stored_row(training.prior_table, read_prior(out).strength)
     rows.append(
         row(
             f"{args.variant}: + unseen prior {best_prior['unseen_prior']}",
@@ -127,11 +136,11 @@ def main() -> None:
         embeddings = validation_embeddings(wise, training.data, config)
         report = score_embeddings(*embeddings, training.data, config)
         prior, table = tune_unseen_prior(*embeddings, training.data, config)
-        chosen = max(table, key=lambda r: r[lb_key()])
+        chosen = stored_row(table, prior.strength)
         rows.append(row(f"{args.variant}: WiSE-FT {alpha}", report, command, minutes))
         rows.append(
             row(
-                f"{args.variant}: WiSE-FT {alpha} + unseen prior {prior.strength}",
+                f"{args.variant}: WiSE-FT {alpha} + unseen prior {chosen['unseen_prior']}",
                 {**chosen, "unseen_share": report["unseen_share"]},
                 command,
                 minutes,
@@ -148,7 +157,7 @@ def main() -> None:
     for entry in rows:
         print(
             f"{entry['row']:48} {entry[map_key()]:7.4f} {entry['seen']:6.4f} "
-            f"{entry['unseen']:6.4f} {entry['unseen_share']:5.2f} {entry[lb_key()]:6.4f} "
+            f"{entry['unseen']:6.4f} {entry['unseen_share']:5.2f} {format_score(entry[lb_key()])} "
             f"{entry['wall_minutes']:5.1f}"
         )
 

@@ -22,8 +22,14 @@ def map_key(k: int = NUM_PREDICTIONS) -> str:
 
 
 def lb_key(k: int = NUM_PREDICTIONS) -> str:
-    """The key of the leaderboard estimate: MAP@k with unseen rows weighted as in the test."""
+    """The key of the leaderboard estimate: MAP@k with unseen rows weighted as in the test.
+    Its value is None (null in JSON) when the seen or the unseen side has no rows."""
     return f"map@{k}_lb"
+
+
+def format_score(value: float | None, width: int = 6, digits: int = 4) -> str:
+    """A score for a text table, or "missing" (right-aligned to `width`) where it is None."""
+    return f"{value:{width}.{digits}f}" if value is not None else f"{'missing':>{width}}"
 
 
 def recall_key(k: int = NUM_PREDICTIONS) -> str:
@@ -100,7 +106,8 @@ def score_report(
     """MAP@k, recall@k, n and the rank histogram; split into seen/unseen rows when
     `seen_mask` says, per row, whether its gold id appears in the training data. With
     `lb_unseen_share` u also the leaderboard estimate (1 - u) seen + u unseen, which does not
-    depend on how many unseen rows this split happens to hold."""
+    depend on how many unseen rows this split happens to hold; None when a side it weighs has no
+    rows (an empty side has no MAP, and counting it as 0 would understate the estimate)."""
     ranks = gold_ranks(predictions, gold, k)
     report: dict = _summary(ranks, k)
     if seen_mask is not None:
@@ -110,7 +117,11 @@ def score_report(
         report["unseen_share"] = round(float((~seen_mask).mean()), 4) if len(ranks) else 0.0
         if lb_unseen_share is not None:
             u, key = lb_unseen_share, map_key(k)
-            estimate = (1 - u) * report["seen"][key] + u * report["unseen"][key]
-            report[lb_key(k)] = round(estimate, 4)
+            seen, unseen = report["seen"], report["unseen"]
+            report[lb_key(k)] = (
+                round((1 - u) * seen[key] + u * unseen[key], 4)
+                if (seen["n"] or u == 1) and (unseen["n"] or u == 0)
+                else None
+            )
     report["rank_histogram"] = rank_histogram(ranks)
     return report

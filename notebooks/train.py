@@ -23,6 +23,8 @@
 #    unseen rows as the hidden test is thought to (`[evaluate] lb_unseen_share`). Then the
 #    unseen-misconception prior is tuned on that fold: the table below shows each strength of
 #    `[train] unseen_prior_grid`, and the best by `map@25_lb` is stored with the model.
+#    `map@25_lb` is missing (null, None in the table) when the fold has no seen or no unseen
+#    rows; then nothing is tuned and `UNSEEN_PRIOR` (else 0) is stored.
 # 2. The final run (`VAL_FOLD = -1`, `UNSEEN_PRIOR = <the strength the CV chose>`): the same
 #    settings on every row; nothing is held out, so nothing is scored or tuned, and the given
 #    strength is stored with the ids all rows label. This is the model to submit.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,27 @@ def test_leaderboard_estimate_weights_seen_and_unseen_by_the_assumed_share() -> 
     assert report["seen"]["map@25"] == seen and report["unseen"]["map@25"] == unseen
     assert report["map@25_lb"] == round(0.25 * seen + 0.75 * unseen, 4)
     assert "map@25_lb" not in score_report(predictions, gold, [True, True, False, False])
+
+
+def test_leaderboard_estimate_is_missing_when_a_side_has_no_rows() -> None:
+    predictions = [[1, 2], [3, 1], [5, 6]]
+    gold = [1, 1, 5]  # ranks 1, 2, 1: MAP 0.8333
+    all_seen = score_report(predictions, gold, [True] * 3, k=25, lb_unseen_share=0.75)
+    assert all_seen["seen"]["n"] == 3 and all_seen["unseen"]["n"] == 0
+    assert "map@25_lb" in all_seen and all_seen["map@25_lb"] is None  # not 0.25 * 0.8333
+    all_unseen = score_report(predictions, gold, [False] * 3, k=25, lb_unseen_share=0.75)
+    assert all_unseen["map@25_lb"] is None  # not 0.75 * 0.8333
+    assert json.loads(json.dumps(all_seen))["map@25_lb"] is None  # null in JSON
+    both = score_report(predictions, gold, [True, True, False], k=25, lb_unseen_share=0.75)
+    assert both["map@25_lb"] == round(0.25 * 0.75 + 0.75 * 1.0, 4)
+    # a side weighted 0 may be empty
+    assert score_report(predictions, gold, [True] * 3, k=25, lb_unseen_share=0.0)[
+        "map@25_lb"
+    ] == round(2.5 / 3, 4)
+
+
+def test_a_missing_score_prints_as_missing() -> None:
+    from eedi_utils.metrics import format_score
+
+    assert format_score(None) == "missing" and format_score(0.25) == "0.2500"
+    assert format_score(None, 8) == " missing" and format_score(0.25, 8) == "  0.2500"

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import torch
 
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
@@ -81,3 +82,41 @@ def test_train_tunes_the_prior_on_the_validation_fold_and_stores_it(
     assert final.strength == 0.07 and final.labelled_ids == frozenset(
         int(i) for i in train["MisconceptionId"]
     )
+
+
+def test_with_the_estimate_missing_nothing_is_tuned_and_reports_still_draw(tmp_path) -> None:
+    """All validation rows seen: map@25_lb is missing for every strength, so the prior keeps
+    the config's value (else 0) instead of a pick by a figure that counts no unseen rows as 0,
+    and the curves, the CLI summary and the benchmark table show it as missing."""
+    from eedi_utils.cli import summary
+    from eedi_utils.metrics import format_score
+    from eedi_utils.train.data import TrainingData
+    from eedi_utils.train.plots import plot_training
+    from eedi_utils.train.report import tune_unseen_prior
+
+    rng = np.random.default_rng(0)
+    documents = torch.nn.functional.normalize(torch.tensor(rng.normal(size=(30, 8))), dim=1)
+    queries = documents[:6] + 0.1
+    data = TrainingData(
+        queries=["q"] * 6,
+        gold=np.arange(6),
+        documents=[f"d{i}" for i in range(30)],
+        document_ids=np.arange(30),
+        val_queries=["v"] * 6,
+        val_gold=np.arange(6),
+        val_seen=np.ones(6, bool),
+    )
+    config = KitConfig()
+    config.train.unseen_prior_grid = [0.0, 0.1, 5.0]
+    prior, table = tune_unseen_prior(queries.float(), documents.float(), data, config)
+    assert [row["map@25_lb"] for row in table] == [None, None, None]
+    assert prior.strength == 0.0 and prior.labelled_ids == frozenset(range(6))
+    config.retrieval.unseen_prior = 0.03
+    assert tune_unseen_prior(queries.float(), documents.float(), data, config)[0].strength == 0.03
+
+    report = {"map@25": 0.5, "seen": {"map@25": 0.5, "n": 6}, "unseen": {"map@25": 0.0, "n": 0}}
+    report |= {"unseen_share": 0.0, "map@25_lb": None, "rank_histogram": {"1": 3, "miss": 3}}
+    assert json.loads(json.dumps(summary({"fold": report}, 25)))["fold"]["map@25_lb"] is None
+    history = [{"epoch": epoch, **report} for epoch in range(3)]
+    assert plot_training(history, tmp_path / "curves.png").stat().st_size > 1000
+    assert format_score(report["map@25_lb"]) == "missing"

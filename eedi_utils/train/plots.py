@@ -22,9 +22,11 @@ def plot_training(history: list[dict], path: str | Path, top_k: int = NUM_PREDIC
     for part in ("seen", "unseen"):
         if all(part in entry for entry in history):
             curves.plot(epochs, [e[part][key] for e in history], marker=".", label=part)
-    if all(lb_key(top_k) in entry for entry in history):
+    if all(lb_key(top_k) in entry for entry in history):  # None (missing): a gap in the line
         estimate = [e[lb_key(top_k)] for e in history]
-        curves.plot(epochs, estimate, marker="s", linestyle="--", label="leaderboard estimate")
+        if any(value is not None for value in estimate):
+            estimate = [float("nan") if value is None else value for value in estimate]
+            curves.plot(epochs, estimate, marker="s", linestyle="--", label="leaderboard estimate")
     curves.set(
         xlabel="epoch (0 = before training)", ylabel=f"MAP@{top_k}", title=f"Validation MAP@{top_k}"
     )

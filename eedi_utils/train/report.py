@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from eedi_utils.train.plots import plot_training
 
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
+
+logger = logging.getLogger(__name__)
 
 
 def validation_embeddings(
@@ -54,7 +57,9 @@ def tune_unseen_prior(
     """The unseen-prior strength of `[train] unseen_prior_grid` with the best leaderboard
     estimate on the validation rows ranked by these embeddings (the smallest on ties), and the
     whole table: each row shows what the prior buys on unseen rows and costs on seen ones. The
-    labelled ids are those of the rows the model trained on."""
+    labelled ids are those of the rows the model trained on. When the estimate is missing (the
+    validation rows are all seen or all unseen, so there is no trade to weigh) nothing is
+    tuned: the strength is `[retrieval] unseen_prior`, else 0, as with no validation rows."""
     labelled = data.labelled_ids()
     key, estimate = map_key(config.retrieval.top_k), lb_key(config.retrieval.top_k)
     table = []
@@ -70,7 +75,19 @@ def tune_unseen_prior(
                 estimate: report[estimate],
             }
         )
-    best = max(table, key=lambda row: row[estimate])  # max keeps the first of equals
+    scored = [row for row in table if row[estimate] is not None]
+    if not scored:
+        strength = config.retrieval.unseen_prior or 0.0
+        logger.warning(
+            "%s is missing (validation rows: %d seen, %d unseen): the unseen prior is not "
+            "tuned, %s is stored",
+            estimate,
+            int(data.val_seen.sum()),
+            int((~data.val_seen).sum()),
+            strength,
+        )
+        return UnseenPrior(strength, labelled), table
+    best = max(scored, key=lambda row: row[estimate])  # max keeps the first of equals
     return UnseenPrior(best["unseen_prior"], labelled), table
 
 
