@@ -9,7 +9,8 @@ unseen rows).
     python benchmarks/cv.py --variant scale100 --set train.scale=100
     python benchmarks/cv.py --variant no-negatives --set train.n_negatives=0
 
-Each run appends its rows to --results (JSON lines) and redraws --png from all rows there.
+Each run trains afresh into --output-dir/VARIANT (an earlier run of the variant there is
+cleared), appends its rows to --results (JSON lines) and redraws --png from all rows there.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def main() -> None:
     out = args.output_dir / args.variant
     started = time.perf_counter()
     training = RetrieverTraining(data, out, config)
-    model = training.run()
+    model = training.run(overwrite=True)  # a variant's earlier run there is cleared
     minutes = (time.perf_counter() - started) / 60
     rows = [
         row(f"{args.variant}: zero-shot", training.history[0], command, 0.0),

@@ -95,7 +95,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "eedi")
     parser.add_argument("--config", help="TOML config (default: the kit's defaults)")
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--output-dir", type=Path, help="keep the model here (default: temp)")
+    parser.add_argument(
+        "--output-dir", type=Path, help="keep the model here (default: temp); clears an old run"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -117,7 +119,7 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory() as temporary:
             trainer = RetrieverTraining(data, args.output_dir or temporary, config)
-            trainer.run()
+            trainer.run(overwrite=True)  # an earlier run in --output-dir is cleared
         result = {
             "seconds": {k: round(v, 1) for k, v in trainer.seconds.items()},
             "mining_rounds": trainer.mining_calls,

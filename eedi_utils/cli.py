@@ -198,7 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
                 "--output-dir", required=True, metavar="OUT", help="model folder to write"
             )
             command.add_argument(
-                "--resume", action="store_true", help="go on from OUT's last checkpoint"
+                "--resume",
+                action="store_true",
+                help="go on from OUT's last checkpoint and the negatives it saved",
+            )
+            command.add_argument(
+                "--overwrite-output-dir",
+                action="store_true",
+                help="clear the earlier run in OUT (checkpoints, negatives, model files) and "
+                "train afresh; without this or --resume a non-empty OUT is refused",
             )
         else:
             command.add_argument("--out", required=True, metavar="OUT", help="data folder to write")
@@ -228,6 +236,10 @@ def run(args: argparse.Namespace) -> int:
         out = merge_models(args.merge_models, args.out, args.base, args.alpha)
         print(f"wrote {out}", file=sys.stderr)
         return 0
+    if args.command == "train":  # before loading anything
+        from eedi_utils.train.run import check_output_dir
+
+        check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
     config = config_from_args(args)
     source = resolve_data_dir(args.data_dir)
     print(f"data: {source}", file=sys.stderr)
@@ -240,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         from eedi_utils.train.run import RetrieverTraining
 
         training = RetrieverTraining(data, args.output_dir, config)
-        training.run(resume=args.resume)
+        training.run(resume=args.resume, overwrite=args.overwrite_output_dir)
         if training.history:
             print(json.dumps(training.history[-1], indent=2))
         for row in training.prior_table:

@@ -44,7 +44,8 @@ import os
 
 CONFIG_FILE = None  # a TOML file; None: $EEDI_CONFIG, else the code dataset's eedi-kit.toml
 OUTPUT_DIR = os.environ.get("EEDI_OUTPUT_DIR", "retriever")  # the model folder to write
-RESUME = False  # go on from OUTPUT_DIR's last checkpoint
+RESUME = False  # go on from OUTPUT_DIR's last checkpoint; a non-empty OUTPUT_DIR needs this
+OVERWRITE_OUTPUT_DIR = False  # or this: clear OUTPUT_DIR's earlier run and train afresh
 BASE_MODEL: str | None = None  # model folder to start from; None: the config's [train] base_model
 EPOCHS: int | None = None  # passes over the training rows; None: the config's [train] epochs
 VAL_FOLD: int | None = None  # fold held out for validation; -1: train on every row (to submit)
@@ -85,7 +86,7 @@ output = output_dir() / OUTPUT_DIR if not Path(OUTPUT_DIR).is_absolute() else Pa
 
 # %% 2. Train: evaluate, mine, train one epoch, re-mine, ... then save
 training = RetrieverTraining(CompetitionData(source.path), output, config)
-model = training.run(resume=RESUME)
+model = training.run(resume=RESUME, overwrite=OVERWRITE_OUTPUT_DIR)
 print(f"model saved in {output}; seconds: {training.seconds}")
 
 # %% 3. Validation per epoch (epoch 0 = before training): the figures, then the curves

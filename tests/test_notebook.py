@@ -4,6 +4,7 @@ leaves a model, paraphrase takes its key from a Kaggle secret or the variable.""
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -158,6 +159,37 @@ def test_train_notebook_final_run_stores_the_given_prior(tmp_path, tiny_model, m
     stored = json.loads((tmp_path / "final" / "unseen_prior.json").read_text())
     assert stored["strength"] == 0.06 and stored["tuning"] == []
     assert "unseen prior 0.06," in outputs and "the model to submit" in outputs
+
+
+def test_train_notebook_refuses_an_earlier_run_unless_told_to_overwrite(
+    tmp_path, tiny_model, monkeypatch
+) -> None:
+    """As `eedi train`: OUTPUT_DIR holding an earlier run stops the notebook with a message
+    naming RESUME and OVERWRITE_OUTPUT_DIR; OVERWRITE_OUTPUT_DIR = True clears it first."""
+    monkeypatch.delenv("EEDI_DATA_DIR", raising=False)  # the bundled sample
+    config = tmp_path / "kit.toml"
+    config.write_text(
+        "[retrieval]\nshow_progress = false\n"
+        f'[train]\nbase_model = "{tiny_model}"\nepochs = 0\nbatch_size = 8\nn_negatives = 0\n'
+        'mixed_precision = "no"\nval_fold = -1\n'
+    )
+    out = tmp_path / "retriever"
+    (out / "checkpoints" / "checkpoint-99").mkdir(parents=True)  # an earlier run's state
+    (out / "negatives").mkdir()
+    (out / "negatives" / "round-0.npy").write_bytes(b"stale")
+    notebook = jupytext.read(NOTEBOOKS / "train.py")
+    cell = next(c for c in notebook.cells if c.metadata.get("title") == "parameters")
+    cell.source += f"\nCONFIG_FILE = {str(config)!r}\nOUTPUT_DIR = {str(out)!r}"
+    with pytest.raises(CellExecutionError, match="OutputDirNotEmpty") as raised:
+        execute(copy.deepcopy(notebook), tmp_path)
+    assert "RESUME or OVERWRITE_OUTPUT_DIR" in str(raised.value)
+    assert (out / "checkpoints" / "checkpoint-99").is_dir()  # nothing touched
+
+    cell.source += "\nOVERWRITE_OUTPUT_DIR = True"
+    outputs = execute(notebook, tmp_path)
+    assert f"model saved in {out}" in outputs
+    assert not (out / "checkpoints").exists() and not (out / "negatives").exists()
+    assert (out / "modules.json").exists()
 
 
 # --- notebooks/paraphrase.py: the key from Kaggle secrets or the variable, DRY_RUN ----------

@@ -342,6 +342,26 @@ def test_candidates_come_from_the_retriever_that_never_saw_the_row(
         out_of_fold_candidates(data, config, tmp_path)
 
 
+def test_an_unfinished_fold_retriever_is_not_silently_picked_up(
+    sample: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    from eedi_utils.config import KitConfig
+    from eedi_utils.data import CompetitionData, labelled
+    from eedi_utils.reranker.candidates import fold_retrievers
+    from eedi_utils.splits import config_folds
+
+    data = CompetitionData(sample)
+    config = KitConfig()
+    config.evaluate.folds, config.train.base_model = 2, str(tiny_model)
+    folds = config_folds(labelled(data.train()), config.evaluate)
+    stale = tmp_path / "retrievers" / "fold-0"
+    (stale / "negatives").mkdir(parents=True)
+    np.save(stale / "negatives" / "round-0.npy", np.zeros((3, 1), np.int64))
+    with pytest.raises(ValueError, match="unfinished retriever run of fold 0") as raised:
+        fold_retrievers(data, folds, config, tmp_path)
+    assert "--val-fold 0" in str(raised.value) and "--resume" in str(raised.value)
+
+
 def config_with(config, **retrieval):
     import copy
 

@@ -256,3 +256,77 @@ def test_top_k_other_than_25_trains_and_reports_its_own_key(sample, tiny_model, 
     assert [h["epoch"] for h in training.history] == [0, 1]
     assert all("map@50" in h and "map@25" not in h for h in training.history)
     assert (tmp_path / "out" / "training_curves.png").exists()
+
+
+def cli_train(sample, model, out, config, *flags: str) -> int:
+    return main(
+        ["train", "--data-dir", str(sample), "--output-dir", str(out), "--config", str(config)]
+        + ["--quiet", *flags]
+    )
+
+
+def test_a_fresh_run_into_a_non_empty_folder_is_refused(sample, tiny_model, tmp_path, capsys):
+    config = tmp_path / "kit.toml"
+    config.write_text(
+        f'[evaluate]\nfolds = 3\n[train]\nbase_model = "{tiny_model}"\nbatch_size = 8\n'
+        'epochs = 1\nn_negatives = 1\nmixed_precision = "no"\n'
+    )
+    out = tmp_path / "model"
+    assert cli_train(sample, tiny_model, out, config) == 0
+    assert (out / "negatives" / "round-0.npy").exists() and (out / "checkpoints").is_dir()
+    weights = (out / "model.safetensors").read_bytes()
+    capsys.readouterr()
+
+    assert cli_train(sample, tiny_model, out, config) == 2  # the same fresh run again
+    error = capsys.readouterr().err
+    assert str(out) in error and "--resume" in error and "--overwrite-output-dir" in error
+    assert "Traceback" not in error and error.startswith("eedi: error: ")
+    assert (out / "model.safetensors").read_bytes() == weights  # nothing touched
+    assert cli_train(sample, tiny_model, out, config, "--resume", "--overwrite-output-dir") == 2
+    # the notebook's way in: RetrieverTraining.run itself refuses
+    with pytest.raises(training.OutputDirNotEmpty, match="RESUME or OVERWRITE_OUTPUT_DIR"):
+        RetrieverTraining(CompetitionData(sample), out, tiny_config(tiny_model, epochs=1)).run()
+    # a folder that holds no training run is never cleared, even when asked
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert cli_train(sample, tiny_model, tmp_path / "other", config, "--overwrite-output-dir") == 2
+    assert "holds no training run" in capsys.readouterr().err
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_clears_the_earlier_run_and_trains_from_scratch(
+    sample, tiny_model, tmp_path, monkeypatch
+) -> None:
+    data, out = CompetitionData(sample), tmp_path / "out"
+    RetrieverTraining(data, out, tiny_config(tiny_model, epochs=2, n_negatives=1)).run()
+    steps = {int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*")}
+    per_epoch = min(steps)
+    assert steps == {per_epoch, 2 * per_epoch}
+    (out / "notes.txt").write_text("left by the earlier run")
+
+    resumed_from, started_from = [], []
+
+    class Recording(training.SentenceTransformerTrainer):
+        def train(self, resume_from_checkpoint=None, **kwargs):
+            resumed_from.append(resume_from_checkpoint)
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    monkeypatch.setattr(training, "SentenceTransformerTrainer", Recording)
+    fresh = RetrieverTraining(data, out, tiny_config(tiny_model, epochs=2, n_negatives=1))
+    original = fresh.starting_model
+    monkeypatch.setattr(fresh, "starting_model", lambda c: started_from.append(c) or original(c))
+    fresh.run(overwrite=True)
+
+    assert started_from == [None]  # the base model, not a checkpoint of the earlier run
+    first = out / "checkpoints" / f"checkpoint-{per_epoch}"
+    # epoch 2 goes on from this run's epoch 1, never from the earlier run's last checkpoint
+    assert resumed_from == [None, str(first)]
+    assert fresh.mining_calls == 2  # no negatives of the earlier run reused
+    assert sorted(p.name for p in (out / "negatives").glob("*.npy")) == [
+        "round-0.npy",
+        "round-1.npy",
+    ]
+    assert not (out / "notes.txt").exists()
+    assert [h["epoch"] for h in json.loads((out / "metrics.json").read_text())] == [0, 1, 2]
+    assert json.loads((out / "resolved_config.json").read_text())["train"]["epochs"] == 2
+    assert (out / "model.safetensors").exists()

@@ -40,7 +40,7 @@ def fold_retrievers(
                 "give one per fold, or one that trained on no train row"
             )
         return [given[0]] * len(folds) if len(given) == 1 else list(given)
-    from eedi_utils.train.run import RetrieverTraining
+    from eedi_utils.train.run import OutputDirNotEmpty, RetrieverTraining
 
     paths = []
     for fold in folds:
@@ -49,7 +49,14 @@ def fold_retrievers(
         fold_config.train.val_fold = fold.index
         if not (folder / "config_sentence_transformers.json").exists():
             logger.info("training the retriever of fold %d in %s", fold.index, folder)
-            RetrieverTraining(data, folder, fold_config).run()
+            try:
+                RetrieverTraining(data, folder, fold_config).run()
+            except OutputDirNotEmpty as err:
+                raise OutputDirNotEmpty(
+                    f"{folder} holds an unfinished retriever run of fold {fold.index}: delete it "
+                    f"to train it again here, or finish it with `eedi train --val-fold "
+                    f"{fold.index} --output-dir {folder} --resume` and the same settings"
+                ) from err
         paths.append(str(folder))
     return paths
 

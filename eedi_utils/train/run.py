@@ -7,12 +7,17 @@ previous epoch's checkpoint (optimizer, scheduler and step restored by the libra
 dataset carrying freshly mined negatives, and stops at the epoch's end. So the refresh happens
 in plain code that tests can count, never in a callback hook that may silently not fire, and
 `--resume` is the same mechanism.
+
+A fresh run refuses an output folder that is not empty (as FlagEmbedding's fine-tuning runner
+does): an earlier run's checkpoints and negatives are picked up only with `resume`, or cleared
+first with `overwrite`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,13 +39,15 @@ from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData
 from eedi_utils.metrics import map_key, recall_key
 from eedi_utils.pipeline import RESOLVED_CONFIG
-from eedi_utils.prior import UnseenPrior, write_prior
+from eedi_utils.prior import PRIOR_FILE, UnseenPrior, write_prior
 from eedi_utils.retrieval import encode, resolve_device
 from eedi_utils.train.data import prepare_data
 from eedi_utils.train.lora import merge_lora
 from eedi_utils.train.mining import mine_negatives
 from eedi_utils.train.model import build_model, mixed_precision_flags
 from eedi_utils.train.report import (
+    CURVES_FILE,
+    METRICS_FILE,
     read_history,
     score_model,
     tune_unseen_prior,
@@ -49,6 +56,62 @@ from eedi_utils.train.report import (
 )
 
 logger = logging.getLogger(__name__)
+
+CHECKPOINTS_DIR, NEGATIVES_DIR = "checkpoints", "negatives"
+RUN_ENTRIES = (
+    CHECKPOINTS_DIR,
+    NEGATIVES_DIR,
+    METRICS_FILE,
+    CURVES_FILE,
+    PRIOR_FILE,
+    RESOLVED_CONFIG,
+)
+"""What a run writes beside the model files: any of them marks a folder as a training run's."""
+
+
+class OutputDirNotEmpty(ValueError):
+    """A fresh run was given a folder that already holds something."""
+
+
+def check_output_dir(output_dir: str | Path, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse to start a fresh run in a non-empty folder: an earlier run's checkpoints and
+    negatives would be picked up. `resume` goes on from them; `overwrite` may clear a folder
+    that holds a training run (never one that holds none of `RUN_ENTRIES`)."""
+    output_dir = Path(output_dir)
+    if resume and overwrite:
+        raise ValueError(
+            f"--resume keeps the earlier run in {output_dir} and --overwrite-output-dir clears "
+            "it: give one of them"
+        )
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputDirNotEmpty(f"output folder {output_dir} is a file")
+    if resume or not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return
+    if not overwrite:
+        raise OutputDirNotEmpty(
+            f"output folder {output_dir} already exists and is not empty: pass --resume to go on "
+            "from its last checkpoint, or --overwrite-output-dir to clear it (checkpoints, "
+            "negatives, model files) and train afresh (train notebook: RESUME or "
+            "OVERWRITE_OUTPUT_DIR = True)"
+        )
+    if not any((output_dir / entry).exists() for entry in RUN_ENTRIES):
+        raise OutputDirNotEmpty(
+            f"output folder {output_dir} is not empty and holds no training run (none of "
+            f"{', '.join(RUN_ENTRIES)}): --overwrite-output-dir clears only a training run's "
+            "folder; choose a new or an empty one"
+        )
+
+
+def clear_output_dir(output_dir: Path) -> list[str]:
+    """Delete everything in `output_dir` (the folder itself stays); the names removed."""
+    removed = []
+    for entry in sorted(output_dir.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        removed.append(entry.name)
+    return removed
 
 
 class StopAtEpoch(TrainerCallback):
@@ -101,7 +164,7 @@ class RetrieverTraining:
 
     @property
     def checkpoints_dir(self) -> Path:
-        return self.output_dir / "checkpoints"
+        return self.output_dir / CHECKPOINTS_DIR
 
     def latest_checkpoint(self) -> Path | None:
         if not self.checkpoints_dir.is_dir():
@@ -113,7 +176,7 @@ class RetrieverTraining:
     def mine(self, model: SentenceTransformer, round_index: int) -> np.ndarray:
         """Mine this round's negatives on the main process (saved, so a resumed run reuses
         them); every rank gets the same ones."""
-        path = self.output_dir / "negatives" / f"round-{round_index}.npy"
+        path = self.output_dir / NEGATIVES_DIR / f"round-{round_index}.npy"
         if self.state.is_main_process and not path.exists():
             cfg = self.config.train
             first, last = cfg.negative_ranges[min(round_index, len(cfg.negative_ranges) - 1)]
@@ -216,7 +279,17 @@ class RetrieverTraining:
             prior = UnseenPrior(strength, self.data.labelled_ids())
         write_prior(self.output_dir, prior, self.prior_table)
 
-    def run(self, resume: bool = False) -> SentenceTransformer:
+    def run(self, resume: bool = False, overwrite: bool = False) -> SentenceTransformer:
+        """Train into `output_dir`, which must be empty or new unless `resume` (go on from its
+        last checkpoint) or `overwrite` (clear the earlier run there first); see
+        `check_output_dir`."""
+        check_output_dir(self.output_dir, resume, overwrite)
+        self.state.wait_for_everyone()  # every rank checked before anything is cleared
+        if overwrite and self.state.is_main_process and self.output_dir.is_dir():
+            removed = clear_output_dir(self.output_dir)
+            if removed:
+                logger.info("cleared the earlier run in %s: %s", self.output_dir, removed)
+        self.state.wait_for_everyone()
         cfg = self.config.train
         checkpoint = self.latest_checkpoint() if resume else None
         if resume and checkpoint is None:
