@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--resume",
                 action="store_true",
-                help="go on from OUT's last checkpoint and the negatives it saved",
+                help="go on from OUT's last checkpoint (negatives reused where made the same way)",
             )
             command.add_argument(
                 "--overwrite-output-dir",

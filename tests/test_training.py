@@ -330,3 +330,40 @@ def test_overwrite_clears_the_earlier_run_and_trains_from_scratch(
     assert [h["epoch"] for h in json.loads((out / "metrics.json").read_text())] == [0, 1, 2]
     assert json.loads((out / "resolved_config.json").read_text())["train"]["epochs"] == 2
     assert (out / "model.safetensors").exists()
+
+
+def test_negatives_made_another_way_are_mined_again(
+    sample, tiny_model, tmp_path, recorded_mining, caplog
+) -> None:
+    data, out = CompetitionData(sample), tmp_path / "out"
+    config = tiny_config(tiny_model, epochs=2, n_negatives=1, remine_every=0)
+    steps_per_epoch = len(RetrieverTraining(data, out, config).data.queries) // 8 + 1
+    with pytest.raises(KeyboardInterrupt):  # killed in epoch 2, after round 0 was mined
+        RetrieverTraining(data, out, config, callbacks=[Crash(steps_per_epoch + 1)]).run()
+    assert np.load(out / "negatives" / "round-0.npy").shape[1] == 1
+
+    changed = tiny_config(tiny_model, epochs=2, n_negatives=2, remine_every=0)
+    resumed = RetrieverTraining(data, out, changed)
+    with caplog.at_level("WARNING", logger="eedi_utils.train.run"):
+        resumed.run(resume=True)
+    assert resumed.mining_calls == 1  # the 1-negative file was not used for 2 negatives
+    assert np.load(out / "negatives" / "round-0.npy").shape[1] == 2
+    (line,) = [r.getMessage() for r in caplog.records if "not reused" in r.getMessage()]
+    assert "round-0.npy" in line and "[train] n_negatives 1 -> 2" in line
+
+    # through mine() itself: same record reused; no record, other rows: mined again
+    caplog.clear()
+    model = resumed.starting_model(None)
+    calls = resumed.mining_calls
+    resumed.mine(model, 0)
+    assert resumed.mining_calls == calls
+    (out / "negatives" / "round-0.json").unlink()
+    with caplog.at_level("WARNING", logger="eedi_utils.train.run"):
+        resumed.mine(model, 0)
+    assert resumed.mining_calls == calls + 1
+    assert "no record of what made them" in caplog.text
+    changed.train.val_fold = 1
+    other_rows = RetrieverTraining(data, out, changed)
+    with caplog.at_level("WARNING", logger="eedi_utils.train.run"):
+        other_rows.mine(model, 0)
+    assert other_rows.mining_calls == 1 and "the training rows or their texts" in caplog.text

@@ -37,6 +37,8 @@ class TrainingData:
     val_seen: np.ndarray
     variants: dict[int, list[str]] = field(default_factory=dict)
     """LLM-written document texts by misconception id, used as positives beside the original."""
+    row_ids: list[str] = field(default_factory=list)
+    """`QuestionId_Answer` of each training row (aligned with `queries`)."""
 
     def round_texts(self, round_index: int = 0, seed: int = 0) -> list[str]:
         """This round's text of every document (aligned with `documents`). With variants, each
@@ -124,4 +126,5 @@ def prepare_data(data: CompetitionData, config: KitConfig) -> TrainingData:
         val_gold=gold[val_rows],
         val_seen=val_seen,
         variants=by_id,
+        row_ids=training_rows["QuestionId_Answer"].astype(str).tolist(),
     )

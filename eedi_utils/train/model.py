@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer import modules
@@ -13,17 +15,20 @@ from eedi_utils.retrieval import default_model_path, quantization_kwargs, resolv
 from eedi_utils.train.lora import DECODER_TYPES, add_lora
 
 
+def base_model_path(config: TrainConfig, model_dataset: str = "") -> Path:
+    """The folder of `[train] base_model`, else the bundled default model. On Kaggle a base
+    model that is not here is looked up in the inputs, in `model_dataset` first."""
+    if config.base_model:
+        return resolve_input_path(config.base_model, dataset=model_dataset)
+    return default_model_path()
+
+
 def build_model(
     config: TrainConfig, max_seq_length: int, device: str, model_dataset: str = ""
 ) -> SentenceTransformer:
     """Load the base model (a sentence-transformers folder, or a plain transformers folder
-    given a pooling layer), add LoRA if asked. On Kaggle a base model that is not here is
-    looked up in the inputs, in `model_dataset` first."""
-    path = (
-        resolve_input_path(config.base_model, dataset=model_dataset)
-        if config.base_model
-        else default_model_path()
-    )
+    given a pooling layer), add LoRA if asked (`base_model_path` says where it is)."""
+    path = base_model_path(config, model_dataset)
     model_kwargs = quantization_kwargs(4, device) if config.load_in_4bit else {}
     if (path / "modules.json").exists():
         model = SentenceTransformer(

@@ -10,16 +10,18 @@ in plain code that tests can count, never in a callback hook that may silently n
 
 A fresh run refuses an output folder that is not empty (as FlagEmbedding's fine-tuning runner
 does): an earlier run's checkpoints and negatives are picked up only with `resume`, or cleared
-first with `overwrite`.
+first with `overwrite`. Saved negatives carry a record of what made them (settings, training
+rows, the model mined from) and are mined again where it does not match.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +46,7 @@ from eedi_utils.retrieval import encode, resolve_device
 from eedi_utils.train.data import prepare_data
 from eedi_utils.train.lora import merge_lora
 from eedi_utils.train.mining import mine_negatives
-from eedi_utils.train.model import build_model, mixed_precision_flags
+from eedi_utils.train.model import base_model_path, build_model, mixed_precision_flags
 from eedi_utils.train.report import (
     CURVES_FILE,
     METRICS_FILE,
@@ -67,6 +69,9 @@ RUN_ENTRIES = (
     RESOLVED_CONFIG,
 )
 """What a run writes beside the model files: any of them marks a folder as a training run's."""
+NOT_IN_NEGATIVES_KEY = ("unseen_prior_grid", "save_steps")
+"""[train] settings that cannot change a round's negatives (applied after training, or only
+when checkpoints are written); every other one is part of what made them."""
 
 
 class OutputDirNotEmpty(ValueError):
@@ -112,6 +117,37 @@ def clear_output_dir(output_dir: Path) -> list[str]:
             entry.unlink()
         removed.append(entry.name)
     return removed
+
+
+def digest(value) -> str:
+    """sha256 of a JSON-able value."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 of the relative path and size of every file under `folder` (cheap for large
+    models; a replaced weight file of another size changes it)."""
+    files = sorted(
+        (str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*") if p.is_file()
+    )
+    return digest(files)
+
+
+def differences(stored: dict, current: dict) -> list[str]:
+    """What differs between two records of `RetrieverTraining.negatives_record`."""
+    found = []
+    for section, values in current.get("settings", {}).items():
+        before = stored.get("settings", {}).get(section, {})
+        for key in sorted(set(values) | set(before)):
+            if values.get(key) != before.get(key):
+                found.append(f"[{section}] {key} {before.get(key)!r} -> {values.get(key)!r}")
+    if stored.get("data") != current.get("data"):
+        found.append("the training rows or their texts")
+    model, before = current.get("model", {}), stored.get("model", {})
+    changed = [key for key in sorted(set(model) | set(before)) if model.get(key) != before.get(key)]
+    if changed:
+        found.append(f"the model mined from ({', '.join(changed)})")
+    return found or ["another record"]
 
 
 class StopAtEpoch(TrainerCallback):
@@ -173,11 +209,62 @@ class RetrieverTraining:
         return Path(found) if found else None
 
     # --- negatives -------------------------------------------------------------------------
+    def negatives_record(self, round_index: int) -> dict:
+        """What makes this round's negatives: the [train] settings (less
+        `NOT_IN_NEGATIVES_KEY`) and [retrieval] max_seq_length, a digest of the training rows'
+        ids, texts and gold ids and of the documents, and the model they are mined from (the
+        base model's folder and files, and the epochs trained before this round)."""
+        cfg, data = self.config.train, self.data
+        base = base_model_path(cfg, self.config.kaggle.model_dataset)
+        record = {
+            "settings": {
+                "train": {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_NEGATIVES_KEY},
+                "retrieval": {"max_seq_length": self.config.retrieval.max_seq_length},
+            },
+            "data": digest(
+                {
+                    "row_ids": data.row_ids,
+                    "queries": data.queries,
+                    "gold": data.gold.tolist(),
+                    "documents": data.documents,
+                    "document_ids": data.document_ids.tolist(),
+                    "variants": sorted(data.variants.items()),
+                }
+            ),
+            "model": {
+                "base_model": str(base.resolve()),
+                "base_files": folder_digest(base),
+                "epochs_trained": round_index * cfg.remine_every if cfg.remine_every > 0 else 0,
+            },
+        }
+        return json.loads(json.dumps(record))  # as it reads back from the file
+
+    def cached_negatives(self, path: Path, round_index: int) -> bool:
+        """Whether `path` holds this round's negatives made exactly as this run would make
+        them (its record beside it says so); one line on why when it does not."""
+        if not path.exists():
+            return False
+        record, made_by = self.negatives_record(round_index), path.with_suffix(".json")
+        try:
+            stored = json.loads(made_by.read_text())
+        except (OSError, ValueError):
+            stored = None
+        if stored == record:
+            return True
+        why = (
+            "no record of what made them"
+            if not isinstance(stored, dict)
+            else "made with " + "; ".join(differences(stored, record))
+        )
+        logger.warning("negatives %s not reused, %s: mining them again", path, why)
+        return False
+
     def mine(self, model: SentenceTransformer, round_index: int) -> np.ndarray:
-        """Mine this round's negatives on the main process (saved, so a resumed run reuses
-        them); every rank gets the same ones."""
+        """Mine this round's negatives on the main process, saved with a record of what made
+        them (a resumed run reuses them only where that record matches); every rank gets the
+        same ones."""
         path = self.output_dir / NEGATIVES_DIR / f"round-{round_index}.npy"
-        if self.state.is_main_process and not path.exists():
+        if self.state.is_main_process and not self.cached_negatives(path, round_index):
             cfg = self.config.train
             first, last = cfg.negative_ranges[min(round_index, len(cfg.negative_ranges) - 1)]
             logger.info("mining round %d: ranks %d-%d", round_index, first, last)
@@ -194,7 +281,10 @@ class RetrieverTraining:
                 seed=cfg.seed + round_index,
             )
             path.parent.mkdir(parents=True, exist_ok=True)
+            made_by = path.with_suffix(".json")
+            made_by.unlink(missing_ok=True)  # no stale record beside a file being replaced
             np.save(path, negatives)
+            made_by.write_text(json.dumps(self.negatives_record(round_index), indent=2))
             self.mining_calls += 1
             self.seconds["mining"] += time.perf_counter() - started
         self.state.wait_for_everyone()
