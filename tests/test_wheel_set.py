@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from eedi_utils.kaggle.closure import Wheel, read_wheels, unmet_requirements
 from eedi_utils.kaggle.datasets import (
     CONSTRAINTS_FILE,
     WHEEL_SET_FILE,
+    build_wheels_dataset,
     resolve_wheel_set,
 )
 from eedi_utils.kaggle.image import IMAGE_FILE, KaggleImage
@@ -43,6 +45,8 @@ def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] 
     stem = f"{name.replace('-', '_')}-{version}"
     path = folder / f"{stem}-py3-none-any.whl"
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    extras = sorted({e for r in requires for e in re.findall(r'extra == "([^"]+)"', r)})
+    lines += [f"Provides-Extra: {extra}" for extra in extras]  # pip ignores an undeclared one
     lines += [f"Requires-Dist: {r}" for r in requires]
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(f"{stem}.dist-info/METADATA", "\n".join(lines) + "\n")
@@ -78,6 +82,7 @@ def test_the_declared_image_is_kaggles_gpu_image_as_its_sources_say() -> None:
         "pandas": "2.2.2",
         "jiter": "0.10.0",  # kaggle_requirements.txt pins it below the base's 0.14.0
         "protobuf": "5.29.5",  # Dockerfile.tmpl force-reinstalls it over the base's 5.29.6
+        "torchcodec": "0.10.0+cu128",  # kaggle_requirements' ==0.10.0 is met: uv keeps it
     }
     assert {name: image.version(name) for name in expected} == expected
     assert not image.has("httpx2") and not image.has("google-cloud-bigquery-storage")  # uninstalled
@@ -106,18 +111,27 @@ def test_refresh_takes_the_freeze_of_the_base_images_day_from_local_clones(tmp_p
     for repo in (kaggle, colab):
         repo.mkdir()
         git(repo, "init", "-q", "-b", "main")
-    (kaggle / "Dockerfile.tmpl").write_text(
+    (kaggle / "Dockerfile.tmpl").write_text(  # the steps of docker-python's at 78aaa43
+        '{{ if eq .Accelerator "gpu" }}\n'
         "FROM us-docker.pkg.dev/colab-images/public/runtime:"
-        "release-colab-external-images_20260514-060047_RC00\n"
-        'RUN uv pip install --system --force-reinstall "protobuf==5.29.5"\n'
+        "release-colab-external-images_20260514-060047_RC00\n{{ end }}\n"
+        "RUN pip freeze | grep -E 'tensorflow|keras|torch|jax' > /colab_requirements.txt\n"
+        "RUN uv pip install --system --no-cache -r /requirements.txt\n"
+        "RUN uv pip uninstall --system --no-cache google-cloud-bigquery-storage\n"
+        'RUN uv pip install --system --force-reinstall "protobuf==5.29.5" "setuptools>=70,<82"\n'
+        '{{ if eq .Accelerator "gpu" }}\nRUN uv pip install --system --no-cache "pycuda"\n'
+        "{{ end }}\n"
     )
-    (kaggle / "kaggle_requirements.txt").write_text("transformers>=5.0.0\nray\n")
+    (kaggle / "kaggle_requirements.txt").write_text(
+        "transformers>=5.0.0\nray\ntorchcodec==0.10.0\njiter==0.10.0\n"
+    )
     git(kaggle, "add", ".")
     git(kaggle, "commit", "-q", "-m", "k", when="2026-08-12T14:34:23-07:00")
     (colab / "os-info-gpu.txt").write_text("Ubuntu 22.04.5 LTS\nPython 3.12.13\n")
     for day, torch in (("2026-05-08", "2.10.0+cu128"), ("2026-05-21", "2.11.0+cu128")):
         (colab / "pip-freeze.gpu.txt").write_text(
-            f"torch=={torch}\ntransformers==5.0.0\nprotobuf==5.29.6\n"
+            f"torch=={torch}\ntransformers==5.0.0\nprotobuf==5.29.6\njiter==0.14.0\n"
+            "torchcodec==0.10.0+cu128\ngoogle-cloud-bigquery-storage==2.37.0\nsetuptools==75.2.0\n"
         )
         git(colab, "add", ".")
         git(colab, "commit", "-q", "-m", day, when=f"{day}T12:00:00-07:00")
@@ -132,6 +146,11 @@ def test_refresh_takes_the_freeze_of_the_base_images_day_from_local_clones(tmp_p
     assert done.returncode == 0, done.stderr
     image = KaggleImage.load(target)
     assert image.version("torch") == "2.10.0+cu128"  # the freeze of May 8, not May 21
+    assert image.version("torchcodec") == "0.10.0+cu128"  # ==0.10.0 is met: uv keeps it
+    assert image.version("jiter") == "0.10.0" and image.version("transformers") == "5.0.0"
+    assert not image.has("google-cloud-bigquery-storage")  # uninstalled
+    assert image.has("setuptools") and image.version("setuptools") is None  # forced, a range
+    assert image.has("pycuda") and image.version("pycuda") is None  # the GPU image's block
     assert (
         image.version("protobuf") == "5.29.5" and image.has("ray") and image.version("ray") is None
     )
@@ -173,6 +192,38 @@ def test_the_set_ships_what_the_image_lacks_or_has_too_old_and_walks_their_needs
         [*PIP_LOCAL, str(index)],
     )  # fmt: skip
     assert "eedi-t-old" in older.shipped and "eedi-t-new" not in older.shipped
+
+
+def test_extras_asked_of_an_image_package_are_walked_on_the_images_version(tmp_path) -> None:
+    """`d[x]` left to the image still needs what extra x adds (read from the image's version of
+    d); d's own plain needs are the image's business."""
+    index = tmp_path / "index"
+    make_wheel(index, "eedi-t-app", "1.0", ("eedi-t-d[x]>=1",))
+    make_wheel(index, "eedi-t-d", "1.0", ('eedi-t-e; extra == "x"', "eedi-t-plain"))
+    make_wheel(index, "eedi-t-e", "1.0")
+    image = image_of({"eedi-t-d": "1.0"})
+    wheel_set = resolve_wheel_set(
+        ["eedi-t-app"], image, tmp_path / "set", ["any"], [*PIP_LOCAL, str(index)]
+    )
+    assert set(wheel_set.shipped) == {"eedi-t-app", "eedi-t-e"}
+    assert wheel_set.from_image == {"eedi-t-d": "1.0"}
+    assert sorted(p.name for p in (tmp_path / "set").iterdir())[0].startswith("eedi_t_app")
+    assert not any("eedi_t_d" in p.name for p in (tmp_path / "set").iterdir())  # not shipped
+
+
+def test_a_wheel_already_in_the_folder_ends_the_walk_and_a_used_folder_is_refused(
+    tmp_path,
+) -> None:
+    index = tmp_path / "index"
+    make_wheel(index, "eedi-t-app", "1.0")
+    folder = tmp_path / "set"
+    make_wheel(folder, "eedi-t-app", "1.0")  # pip: "File was already downloaded"
+    wheel_set = resolve_wheel_set(
+        ["eedi-t-app"], image_of({}), folder, ["any"], [*PIP_LOCAL, str(index)]
+    )
+    assert set(wheel_set.shipped) == {"eedi-t-app"}
+    with pytest.raises(ValueError, match="is not empty"):
+        build_wheels_dataset(folder, ["eedi-t-app"], image_of({}), ["any"])
 
 
 def test_a_version_two_requirers_cannot_share_is_refused_naming_both(tmp_path) -> None:
@@ -276,9 +327,12 @@ def resolved_report(requirements: list[str], constraints: Path, image: KaggleIma
 def test_the_vllm_set_resolved_under_the_kits_pins_installs_on_kaggles_image(
     built_datasets: Path,
 ) -> None:
-    """What notebooks/wheels.py asks of pip on Kaggle: vLLM 0.19.1 accepts any transformers
-    >= 4.56 outside 5.0-5.5, so unconstrained it would ship the newest and replace the kit's;
-    under the wheels dataset's constraints.txt it keeps the kit's pins."""
+    """An approximation of what notebooks/wheels.py asks of pip on Kaggle (test_wheels_kernel
+    runs the notebook itself on stand-ins): resolved from scratch here (`--ignore-installed`
+    takes the newest of every name where Kaggle's pip keeps what the image has), then what the
+    image has at the same version left out. vLLM 0.19.1 accepts any transformers >= 4.56
+    outside 5.0-5.5, so unconstrained it would ship the newest and replace the kit's; under the
+    wheels dataset's constraints.txt it keeps the kit's pins."""
     image = KaggleImage.load()
     constraints = built_datasets / KaggleConfig().wheels_dataset / CONSTRAINTS_FILE
     roots = ["vllm==0.19.1", "bitsandbytes==0.50.2"]

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from eedi_utils.config import KitConfig
 from eedi_utils.inputs import CONFIG_FILE_NAME
@@ -64,7 +66,8 @@ def pinned(requirements: Sequence[str]) -> list[str]:
     for requirement in requirements:
         if BARE_NAME.fullmatch(requirement):
             try:
-                requirement = f"{requirement}=={metadata.version(requirement)}"
+                release = Version(metadata.version(requirement)).public  # not +cpu
+                requirement = f"{requirement}=={release}"
             except metadata.PackageNotFoundError as err:
                 raise ValueError(
                     f"{requirement} is not installed here, so it has no version to pin: "
@@ -129,18 +132,35 @@ class WheelSet:
 
 
 def _choice(name: str, requirements: Sequence[Requirement]) -> str:
-    """The pin to download: the version installed here when it meets every requirement (Kaggle
-    runs what the tests ran), else the newest pip finds that meets them."""
+    """The pin to download: the release installed here when it meets every requirement (Kaggle
+    runs what the tests ran; a local label such as +cpu is this machine's build, not a
+    release), else the newest pip finds that meets them."""
     specifier = SpecifierSet()
     for requirement in requirements:
         specifier &= requirement.specifier
     try:
-        here = metadata.version(name)
+        here = Version(metadata.version(name)).public
     except metadata.PackageNotFoundError:
         here = None
     if here is not None and specifier.contains(here, prereleases=True):
         return f"{name}=={here}"
     return f"{name}{specifier}"
+
+
+def _download(pins: Sequence[str], folder: Path, image: KaggleImage, platforms, options) -> dict:
+    """name -> wheel of each pin, downloaded without dependencies into `folder`."""
+    _pip([*download_command(folder, sorted(pins), image.python_minor, platforms), *options])
+    present = read_wheels([folder])
+    names = {canonicalize_name(Requirement(pin).name): pin for pin in pins}
+    missing = [pin for name, pin in names.items() if name not in present]
+    if missing:
+        raise ValueError(f"pip download left no wheel for {missing} in {folder}")
+    return {name: present[name] for name in names}
+
+
+def _walk_key(name: str, wheel_set: WheelSet, image: KaggleImage) -> tuple[str, str]:
+    shipped = wheel_set.shipped.get(name)
+    return (name, str(shipped.version) if shipped else str(image.version(name)))
 
 
 def resolve_wheel_set(
@@ -152,17 +172,26 @@ def resolve_wheel_set(
 ) -> WheelSet:
     """Download, without dependencies, every wheel the roots need that Kaggle's image lacks or
     has at a version some requirement refuses, walking each downloaded wheel's requirements
-    (markers evaluated for the image's Python on Linux x86_64) until nothing more is needed."""
+    (markers evaluated for the image's Python on Linux x86_64) until nothing more is needed.
+    Extras asked of a package left to the image are walked on that version's metadata."""
     environment = image.marker_environment()
     asked: dict[str, list[tuple[Requirement, str]]] = {}
     extras: dict[str, set[str]] = {}
-    walked: dict[str, frozenset[str]] = {}
+    walked: dict[tuple[str, str], frozenset[str]] = {}  # (name, version) -> extras walked
     wheel_set = WheelSet()
 
     def need(requirement: Requirement, requirer: str) -> None:
         name = canonicalize_name(requirement.name)
         asked.setdefault(name, []).append((requirement, requirer))
         extras.setdefault(name, set()).update(requirement.extras)
+
+    def walk(wheel: Wheel, requirer: str, skip_plain: bool = False) -> None:
+        key = _walk_key(wheel.name, wheel_set, image)
+        asked_extras = walked[key] = frozenset(extras[wheel.name])
+        plain = set(map(str, wheel.needs((), environment))) if skip_plain else set()
+        for requirement in wheel.needs(asked_extras, environment):
+            if str(requirement) not in plain:  # the image's own needs are the image's business
+                need(requirement, requirer)
 
     for root in map(Requirement, roots):
         if root.marker is None or root.marker.evaluate({**environment, "extra": ""}):
@@ -191,26 +220,33 @@ def resolve_wheel_set(
                 wheel_set.why[name] = f"{who} requires {wanted_version}; {image.describe(name)}"
                 wheel_set.from_image.pop(name, None)
         if wanted:
-            before = set(folder.glob("*.whl"))
-            command = download_command(
-                folder, sorted(wanted.values()), image.python_minor, platforms
+            wheel_set.shipped.update(
+                _download(list(wanted.values()), folder, image, platforms, pip_options)
             )
-            _pip([*command, *pip_options])
-            for path in sorted(set(folder.glob("*.whl")) - before):
-                wheel = Wheel.read(path)
-                wheel_set.shipped[wheel.name] = wheel
-        pending = [
+        pending = [  # a shipped wheel is walked once, and again when more extras are asked
             name
-            for name, wheel in wheel_set.shipped.items()
-            if walked.get(name) != frozenset(extras.get(name, set()))
-        ]
+            for name in [*wheel_set.shipped, *wheel_set.from_image]
+            if walked.get(_walk_key(name, wheel_set, image), None if name in wheel_set.shipped
+                          else frozenset()) != frozenset(extras.get(name, set()))
+        ]  # fmt: skip
         if not wanted and not pending:
             return wheel_set
         for name in pending:
-            wheel = wheel_set.shipped[name]
-            walked[name] = frozenset(extras.get(name, set()))
-            for requirement in wheel.needs(walked[name], environment):
-                need(requirement, f"{wheel.name} {wheel.version}")
+            if name in wheel_set.shipped:
+                wheel = wheel_set.shipped[name]
+                walk(wheel, f"{wheel.name} {wheel.version}")
+                continue
+            version = image.version(name)
+            if version is None:
+                raise ValueError(
+                    f"extras {sorted(extras[name])} of {name} are asked for, and the image has "
+                    f"{name} at a version its sources do not give: pin {name} in [kaggle] "
+                    "wheel_requirements to ship it"
+                )
+            with tempfile.TemporaryDirectory() as scratch:  # metadata only, not shipped
+                pin = f"{name}=={Version(version).public}"
+                wheel = _download([pin], Path(scratch), image, platforms, pip_options)[name]
+                walk(wheel, f"{name} {version} (the image's)", skip_plain=True)
 
 
 def build_wheels_dataset(
@@ -221,8 +257,11 @@ def build_wheels_dataset(
     pip_options: Sequence[str] = (),
 ) -> Path:
     """The wheels the kernels install offline with `pip install --no-index`: the closure of
-    `roots` over Kaggle's image (resolve_wheel_set), checked, with wheel-set.json beside it."""
+    `roots` over Kaggle's image (resolve_wheel_set), checked, with wheel-set.json beside it.
+    `folder` must be new or empty: a wheel left from another build would be shipped too."""
     folder.mkdir(parents=True, exist_ok=True)
+    if any(folder.iterdir()):
+        raise ValueError(f"{folder} is not empty: the wheel set is built into an empty folder")
     wheel_set = resolve_wheel_set(roots, image, folder, platforms, pip_options)
     unmet = unmet_requirements(read_wheels([folder]), image, roots)
     if unmet:

@@ -80,15 +80,15 @@ def _install(
     changes: dict[str, str],
     where: str,
 ) -> None:
-    """What `uv pip install` leaves: a satisfying installed version stays (unless forced); an
-    `==` pin is that version; anything else is there at a version the sources do not give."""
+    """What `uv pip install` leaves: a satisfying installed version stays (unless forced); else
+    an `==` pin is that version, anything else a version the sources do not give. (What uv's
+    resolution of the new packages' own dependencies moved is not in the sources.)"""
     name = canonicalize_name(requirement.name)
     installed = packages.get(name, "absent")
     pins = [s.version for s in requirement.specifier if s.operator in ("==", "===")]
-    if pins:
-        packages[name] = pins[0]
-    elif force or installed in ("absent", None) or not _contains(requirement, installed):
-        packages[name] = None
+    if not force and installed not in ("absent", None) and _contains(requirement, installed):
+        return  # satisfied: kept as it is (==0.10.0 keeps 0.10.0+cu128, PEP 440)
+    packages[name] = pins[0] if pins else None
     if packages[name] != installed or force:
         before = "absent" if installed == "absent" else installed or "version unknown"
         after = packages[name] or "version unknown"
@@ -104,13 +104,22 @@ def _contains(requirement: Requirement, version: str | None) -> bool:
         return False
 
 
+VALUED_OPTIONS = {
+    *("-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url"),
+    *("-f", "--find-links", "--python", "-p", "--target", "--prefix", "--index-strategy"),
+    *("--python-version", "--python-platform"),
+}
+"""pip/uv options whose next word is a value, not a requirement."""
+
+
 def _requirements(arguments: str) -> list[Requirement]:
-    """The requirements named on a pip command line (options, files and URLs left out)."""
-    words = shlex.split(arguments.replace("\\\n", " "))
+    """The requirements named on a pip command line (options, their values, files and URLs
+    left out)."""
+    words = shlex.split(arguments.replace("\\\n", " "), comments=True)
     found, skip = [], False
     for word in words:
         if skip or word.startswith("-") or "/" in word or "://" in word:
-            skip = word in ("-r", "--requirement", "-c", "--constraint")
+            skip = word in VALUED_OPTIONS
             continue
         try:
             found.append(Requirement(word))
