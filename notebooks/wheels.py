@@ -37,6 +37,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -60,8 +61,7 @@ wanted = [
 
 # %% 2. Ask pip on this image what it would install (markers for this Python, the packages
 # this image really has), under the kit's pins; then download exactly that, wheels only
-report = Path("/kaggle/tmp/resolution.json")
-report.parent.mkdir(parents=True, exist_ok=True)
+report = Path(tempfile.mkdtemp()) / "resolution.json"
 resolve = [*pip, "install", "--dry-run", "--quiet", "--report", str(report)]
 resolve += ["--only-binary=:all:", "-c", str(constraints[0])]
 resolve += ["--find-links", str(kit_wheels[-1].parent), *wanted]
@@ -70,7 +70,7 @@ to_install = [
     f"{item['metadata']['name']}=={item['metadata']['version']}"
     for item in json.loads(report.read_text())["install"]
 ]
-shipped = [pin for pin in to_install if not pin.lower().startswith("eedi-kit==")]
+shipped = [pin for pin in to_install if not pin.lower().replace("_", "-").startswith("eedi-kit==")]
 download = [*pip, "download", "--no-deps", "--only-binary=:all:", "-d", str(wheels), *shipped]
 subprocess.run(download, check=True)
 print(f"shipping {len(shipped)} wheels beyond the image: {shipped}")
@@ -158,7 +158,7 @@ manifest = {
     "vllm": VLLM_VERSION,
     "bitsandbytes": BITSANDBYTES_VERSION,
     "python": sys.version.split()[0],
-    "image_torch": metadata.version("torch"),
+    "image_torch": next((d.version for d in metadata.distributions(name="torch")), None),
     "constraints": constraints[0].read_text().split(),
     "shipped": shipped,
     "smoke_test": smoke,
