@@ -34,6 +34,7 @@ KERNELS = sorted(p.parent.name for p in (PROJECT / "kernel-metadata").glob("*/*.
 OUTPUT_FILES = {
     "inference": r"(^|/)submission\.csv$",
     "wheels": r"(^|/)manifest\.json$",  # the wheels themselves are gigabytes
+    "train": r"^(?!(.*/)?(checkpoints|negatives)/)",  # the model, not optimizer states
 }
 """What to download of each kernel's output (a regex the CLI searches in each path); a kernel
 not listed gets everything."""

@@ -154,15 +154,19 @@ def upload(args: list[str], metadata_file: str, record: dict) -> dict:
 
 
 def fail_transiently(service: str) -> None:
-    """HTTP 500 for this call if status_failures.txt still counts some (§0, issue #1053)."""
+    """HTTP 500 for this call if status_failures.txt still counts some (§0, issue #1053), in
+    the two forms CLI:main prints: requests' text, or alternately the server's JSON message
+    alone (kagglesdk _prepare_response), each followed by format_http_error's hint."""
     path = STATE / "status_failures.txt"
     left = int(path.read_text()) if path.exists() else 0
     if left > 0:
         path.write_text(str(left - 1))
-        raise CliError(
-            "500 Server Error: Internal Server Error for url: "
-            f"https://api.kaggle.com/v1/{service}\n\n{SERVER_ERROR_HINT}"
+        first = (
+            f"500 Server Error: Internal Server Error for url: https://api.kaggle.com/v1/{service}"
+            if left % 2
+            else "Internal error"
         )
+        raise CliError(f"{first}\n\n{SERVER_ERROR_HINT}")
 
 
 def datasets_status(args: list[str]) -> None:  # EXT:dataset_status_cli (§5)
@@ -254,7 +258,7 @@ def unversioned(source: str) -> str:
 
 def kernels_push(args: list[str], record: dict) -> None:  # EXT:kernels_push / _cli (§1)
     meta = upload(args, "kernel-metadata.json", record)
-    if len(meta.get("title", "")) < 5:
+    if "title" in meta and len(meta["title"]) < 5:  # optional, checked when given
         raise CliError("Title must be at least five characters")
     if not meta.get("code_file"):
         raise CliError("A source file must be specified in the metadata")

@@ -393,7 +393,8 @@ def test_transient_status_errors_are_asked_again_and_the_run_is_never_lost(
     fast = {**CREDENTIALS, "EEDI_KAGGLE_RETRY_SECONDS": "0,0,0"}
     result = run_script("push_kernel.py", ["inference", *build], tmp_path, **fast)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("500 Server Error: Internal Server Error") == 2
+    assert result.stdout.count("500 Server Error: Internal Server Error") == 1
+    assert result.stdout.count("Internal error; asking again") == 1  # the JSON-body form
     (fake_kaggle / "status_failures.txt").write_text("99")
     failed = run_script("push_kernel.py", ["inference", *build], tmp_path, **fast)
     assert failed.returncode == 2
@@ -507,7 +508,9 @@ def test_submit_takes_the_version_push_kernel_recorded(tmp_path, fake_kaggle) ->
 def test_submit_without_a_recorded_push_says_how_to_get_one(tmp_path, fake_kaggle) -> None:
     result = run_script("submit.py", ["--build-dir", str(tmp_path / "k")], tmp_path, **CREDENTIALS)
     assert result.returncode == 2
-    assert "push the kernel with scripts/push_kernel.py first, or pass --version N" in result.stderr
+    assert "push the kernel with scripts/push_kernel.py first (or give submit.py --version N)" in (
+        result.stderr
+    )
     assert not any(c["args"][0] == "competitions" for c in calls(fake_kaggle))
 
 

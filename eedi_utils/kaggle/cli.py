@@ -38,18 +38,23 @@ INVALID_SOURCES = re.compile(r"^The following are not valid \w+ sources .*$", re
 """Printed by EXT:kernels_push_cli from the server's answer: the version exists already."""
 TRANSIENT = re.compile(
     r"^(?:5\d\d Server Error|429 Client Error|Request failed|.*(?:ConnectionError|"
-    r"Connection aborted|timed out|Temporary failure in name resolution))",
+    r"Connection aborted|timed out|Temporary failure in name resolution)|"
+    r"This is a problem on Kaggle's side|You have been rate limited)",
     re.MULTILINE,
 )
-"""An HTTP 5xx or 429 as CLI:main prints it (format_http_error: 'NNN Server Error: ...'),
-or a lost connection: worth asking again (kaggle-cli issue #1053: status 500s for days)."""
+"""An HTTP 5xx or 429 as CLI:main prints it (format_http_error: 'NNN Server Error: ...', or the
+server's JSON message alone, then the hint for >= 500 or 429), or a lost connection: worth
+asking again (kaggle-cli issue #1053: status 500s for days)."""
 RETRY_SECONDS = tuple(
     float(wait)
-    for wait in os.environ.get("EEDI_KAGGLE_RETRY_SECONDS", "5,15,45,120,300").split(",")
+    for wait in (os.environ.get("EEDI_KAGGLE_RETRY_SECONDS") or "5,15,45,120,300").split(",")
 )
 """Waits between attempts of an idempotent call that failed transiently (about 8 minutes;
 $EEDI_KAGGLE_RETRY_SECONDS, comma-separated, changes them)."""
 DATASET_READY, DATASET_FAILED = "ready", {"failed", "deleted"}
+FAILED_POLLS = 3
+"""A failure seen before the version number rose is the upload's only after this many polls
+(it could be the previous version's)."""
 NO_CREDENTIALS = (
     "the kaggle CLI found no credentials. Log in with `kaggle auth login`, or give it an API "
     "token (https://www.kaggle.com/settings/api) as $KAGGLE_API_TOKEN (the token or a file "
@@ -186,9 +191,9 @@ def wait_for_dataset(
     """Wait until Kaggle has processed the upload (datasets are processed after the CLI
     returns; a kernel pushed before may find the dataset not a valid source): `ready` counts
     only once the version number has risen past `after_version`, since right after `datasets
-    version` the status may still be the previous version's (a failure is the upload's: the
-    previous version was ready). Returns the new version."""
-    waited = 0.0
+    version` the status may still be the previous version's; a failure counts once the number
+    has risen, or after FAILED_POLLS polls in a row. Returns the new version."""
+    waited, failed_polls = 0.0, 0
     while True:
         state = dataset_state(dataset_id, sleep=sleep)
         status = state.status if state is not None else "not found yet"
@@ -196,7 +201,8 @@ def wait_for_dataset(
         if newer and status == DATASET_READY:
             report(f"{dataset_id}: version {state.version} ready after {waited:.0f} s")
             return state.version
-        if status in DATASET_FAILED:
+        failed_polls = failed_polls + 1 if status in DATASET_FAILED else 0
+        if status in DATASET_FAILED and (newer or failed_polls >= FAILED_POLLS):
             raise KaggleError(f"Kaggle could not process dataset {dataset_id}: {status}")
         if waited >= timeout_seconds:
             raise KaggleError(f"{dataset_id} still {status} after {waited:.0f} s")

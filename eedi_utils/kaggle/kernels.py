@@ -180,7 +180,7 @@ def pushed_version(folder: Path, expected_id: str) -> int:
     if not path.is_file():
         raise ValueError(
             f"no pushed version recorded in {path}: push the kernel with scripts/push_kernel.py "
-            "first, or pass --version N"
+            "first (or give submit.py --version N)"
         )
     pushed = json.loads(path.read_text())
     if pushed["id"] != expected_id:
