@@ -77,16 +77,17 @@ class AttachedInput:
 
 
 def _older_layout(folder: Path) -> list[AttachedInput]:
-    """An input at /kaggle/input/<slug>, or a Kaggle Model's version folders below it."""
+    """An input at /kaggle/input/<slug>, and a Kaggle Model's version folders below it (its
+    <framework>/<variation>/<digits> folders)."""
     versions = sorted(p for p in folder.glob("*/*/*") if p.is_dir() and p.name.isdigit())
-    if versions:
-        return [AttachedInput("model", folder.name, version) for version in versions]
-    return [AttachedInput("input", folder.name, folder)]
+    return [AttachedInput("input", folder.name, folder)] + [
+        AttachedInput("model", folder.name, version) for version in versions
+    ]
 
 
 def attached_inputs(environ: Mapping[str, str] | None = None) -> list[AttachedInput]:
     """Every input attached to the kernel, in each layout Kaggle has used; a folder reached
-    through two layouts (a link) is listed once, in the newer."""
+    through two layouts (a link, a bind mount: the same file) is listed once, in the newer."""
     root = kaggle_input(environ)
     found = []
     for kind, pattern in LAYOUTS.items():
@@ -95,9 +96,8 @@ def attached_inputs(environ: Mapping[str, str] | None = None) -> list[AttachedIn
                 slug = path.parts[-4] if kind == "model" else path.name
                 found.append(AttachedInput(kind, slug, path))
     newer = {pattern.split("/")[0] for pattern in LAYOUTS.values()}
-    mounted = {attached.slug for attached in found}
     for folder in sorted(root.glob("*")):
-        if folder.is_dir() and folder.name not in newer | mounted:
+        if folder.is_dir() and folder.name not in newer:
             found.extend(_older_layout(folder))
     return _unique(found, key=lambda attached: attached.path)
 

@@ -114,7 +114,7 @@ elif os.environ.get(variable):
 else:
     why = f"${variable} is not set"
     try:  # Kaggle's image: docker-python's patches/kaggle_secrets.py and kaggle_web_client.py
-        from kaggle_secrets import UserSecretsClient
+        from kaggle_secrets import UserSecretsClient, ValidationError
         from kaggle_web_client import BackendError, CredentialError
     except ImportError:  # not on Kaggle: the variable only
         UserSecretsClient = None
@@ -126,6 +126,10 @@ else:
             why += f" and the Kaggle secret {secret!r} was not found ({error})"
         except CredentialError as error:  # this session has no token to ask for secrets
             why += f" and Kaggle secrets cannot be read here ({error})"
+        except ConnectionError as error:  # make_post_request: HTTP errors and network failures
+            why += f" and the Kaggle secrets service did not answer ({error})"
+        except ValidationError as error:  # an empty label
+            why += f" and {secret!r} is no secret label ({error})"
     if not os.environ.get(variable):
         if not config.generate.base_url:
             raise RuntimeError(

@@ -135,6 +135,7 @@ def test_each_kind_of_input_is_found_in_each_layout_kaggle_has_used(tmp_path) ->
         ("dataset", "eedi-kit-model"): paths["dataset"],
         ("notebook", "eedi-kit-vllm-wheels"): paths["notebook"],
         ("model", "qwen2.5-0.5b"): paths["model"],
+        ("input", "smollm2"): paths["older model"].parents[2],  # the older flat layout
         ("model", "smollm2"): paths["older model"],
     }
     # a Kaggle Model named by its slug is its version folder, where config.json lies
@@ -149,8 +150,10 @@ def test_one_input_seen_in_two_layouts_is_one_match_not_an_error(tmp_path) -> No
     older.symlink_to(paths["dataset"])  # the same folder at /kaggle/input/<slug>
     assert resolve_input_path("runs/minilm-ft", env) == paths["dataset"] / "minilm-ft"
     older.unlink()
-    (older / "minilm-ft").mkdir(parents=True)  # a second mount of the same dataset slug
-    assert resolve_input_path("runs/minilm-ft", env) == paths["dataset"] / "minilm-ft"
+    (older / "minilm-ft").mkdir(parents=True)  # another folder of that name: never a pick
+    with pytest.raises(FileExistsError) as err:
+        resolve_input_path("runs/minilm-ft", env)
+    assert str(older / "minilm-ft") in str(err.value)
 
 
 def test_a_missing_input_lists_every_input_it_looked_in(tmp_path) -> None:

@@ -220,6 +220,8 @@ class KaggleWebClient:
 
     def make_post_request(self, data, endpoint, timeout=40):
         secrets = json.loads(os.environ.get("STAND_IN_SECRETS", "{}"))
+        if secrets == "unreachable":  # HTTPError is a URLError: caught first, for any status
+            raise ConnectionError("Connection error trying to communicate with service.")
         if data.get("Label") not in secrets:  # what the service answers for a missing one
             response = {"wasSuccessful": False, "errors": ["No user secrets exist for kernel"]}
             raise BackendError(f"Unexpected response from the service. Response: {response}.")
@@ -359,9 +361,10 @@ def test_paraphrase_notebook_outside_kaggle_reads_the_variable(
     [
         ({"OTHER": "x"}, f"the Kaggle secret '{KEY}' was not found"),  # BackendError
         (None, "Kaggle secrets cannot be read here"),  # no token: CredentialError
+        ("unreachable", "the Kaggle secrets service did not answer"),  # ConnectionError
         ("no module", f"${KEY} is not set. Add"),  # not on Kaggle
     ],
-    ids=["secret-missing", "no-secrets-token", "not-on-kaggle"],
+    ids=["secret-missing", "no-secrets-token", "service-unreachable", "not-on-kaggle"],
 )
 def test_paraphrase_notebook_without_a_key_stops_naming_the_secret_and_variable(
     tmp_path, kaggle_like, monkeypatch, secrets, why
