@@ -51,7 +51,12 @@ def test_two_process_training(sample, tiny_model, tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stderr.count("mining round 0") == 1
     assert result.stderr.count("mining round 1") == 1
-    assert sorted(p.name for p in (out / "negatives").iterdir()) == ["round-0.npy", "round-1.npy"]
+    assert sorted(p.name for p in (out / "negatives").glob("*.npy")) == [
+        "round-0.npy",
+        "round-1.npy",
+    ]
+    records = sorted(p.name for p in (out / "negatives").glob("*.json"))  # what made each round
+    assert records == ["round-0.json", "round-1.json"]
 
     train = labelled(CompetitionData(sample).train())
     rows = len(config_folds(train, load_config(config).evaluate)[0].train_rows)
