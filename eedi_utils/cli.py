@@ -104,6 +104,8 @@ def _value_parser(hint: Any):
     """argparse `type` for a setting: numbers and text as they are, lists and tables as TOML."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if typing.get_origin(hint) is typing.Literal:  # the loader checks the choice
+        hint = type(typing.get_args(hint)[0])
     if hint in (int, float, str):
         return hint
 
@@ -220,13 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> KitConfig:
     """The config file (or defaults) with the flags given on the command line applied."""
     overrides: dict[str, dict[str, Any]] = {}
+    flags = _flag_names(args.command)
+    sources = {}
     for dest, value in vars(args).items():
         if "." in dest:
             section, key = dest.split(".", 1)
             overrides.setdefault(section, {})[key] = value
+            sources[(section, key)] = f"command line {flags[(section, key)]}"
     if args.quiet:
         overrides.setdefault("retrieval", {})["show_progress"] = False
-    return load_config(args.config, overrides)
+        sources[("retrieval", "show_progress")] = "command line --quiet"
+    return load_config(args.config, overrides, sources)
 
 
 def run(args: argparse.Namespace) -> int:

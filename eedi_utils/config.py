@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 NUM_PREDICTIONS = 25
 """How many ranked ids the competition scores per row (MAP@25)."""
@@ -32,6 +32,75 @@ RANKING = ("predict", "evaluate")
 PARAPHRASE = ("paraphrase",)
 SYNTHESIZE = ("synthesize",)
 NOTEBOOK_ONLY: tuple[str, ...] = ()
+
+
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+MixedPrecision = Literal["auto", "bf16", "fp16", "no"]
+
+_AT_LEAST_1 = (1, None, False)
+_AT_LEAST_0 = (0, None, False)
+_ABOVE_0 = (0, None, True)
+_SHARE = (0, 1, False)
+RANGES: dict[tuple[str, str], tuple[float, float | None, bool]] = {
+    **{
+        ("retrieval", key): _AT_LEAST_1
+        for key in ("rrf_depth", "top_k", "batch_size", "max_seq_length", "query_chunk_size")
+    },
+    ("retrieval", "rrf_k"): _AT_LEAST_0,
+    ("retrieval", "tokens_per_second"): _AT_LEAST_0,
+    ("evaluate", "folds"): (2, None, False),
+    ("evaluate", "lb_unseen_share"): _SHARE,
+    ("evaluate", "commit_run_questions"): _AT_LEAST_0,
+    **{("train", key): _AT_LEAST_1 for key in ("epochs", "batch_size", "mini_batch_size")},
+    **{
+        ("train", key): _AT_LEAST_0
+        for key in ("weight_decay", "n_negatives", "remine_every", "lora_r", "lora_alpha")
+    },
+    ("train", "save_steps"): _AT_LEAST_0,
+    ("train", "learning_rate"): _ABOVE_0,
+    ("train", "scale"): _ABOVE_0,
+    ("train", "warmup_ratio"): _SHARE,
+    ("train", "lora_dropout"): _SHARE,
+    ("train", "val_fold"): (-1, None, False),
+    ("train", "negative_relative_margin"): _AT_LEAST_0,
+    **{
+        ("rerank", key): _AT_LEAST_1 for key in ("hypothesis_tokens", "batch_size", "max_model_len")
+    },
+    ("rerank", "tensor_parallel_size"): _AT_LEAST_0,
+    ("rerank", "gpu_memory_utilization"): (0, 1, True),
+    **{
+        ("train_reranker", key): _AT_LEAST_1
+        for key in (
+            "top_n",
+            "group_size",
+            "max_length",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "quantize_group_size",
+            "quantize_samples",
+            "quantize_seqlen",
+        )
+    },
+    **{
+        ("train_reranker", key): _AT_LEAST_0
+        for key in ("lora_r", "lora_alpha", "quantize_iters", "eval_rows")
+    },
+    ("train_reranker", "epochs"): _ABOVE_0,
+    ("train_reranker", "learning_rate"): _ABOVE_0,
+    ("train_reranker", "warmup_ratio"): _SHARE,
+    ("train_reranker", "lora_dropout"): _SHARE,
+    ("train_reranker", "val_fold"): (-1, None, False),
+    **{
+        ("generate", key): _AT_LEAST_1 for key in ("n", "max_tokens", "concurrency", "max_attempts")
+    },
+    **{
+        ("generate", key): _AT_LEAST_0
+        for key in ("temperature", "max_retries", "max_cost", "per_misconception", "few_shot")
+    },
+    ("generate", "timeout"): _ABOVE_0,
+}
+"""(low, high or None, low excluded) of each number with a fixed domain, checked by the
+loader; a fold index is further checked against [evaluate] folds."""
 
 
 class ConfigError(ValueError):
@@ -71,7 +140,7 @@ class RetrievalConfig:
             "commands": RANKING,
         },
     )
-    fusion: str = field(
+    fusion: Literal["mean", "rrf"] = field(
         default="mean", metadata={"help": "'mean' of scores or 'rrf'.", "commands": RANKING}
     )
     rrf_k: int = field(
@@ -94,7 +163,7 @@ class RetrievalConfig:
             "`device` in this process."
         },
     )
-    load_in_bits: int = field(
+    load_in_bits: Literal[0, 4, 8] = field(
         default=0,
         metadata={
             "help": "Load the embedder in 4 (NF4) or 8 bits with bitsandbytes (CUDA only): a "
@@ -108,7 +177,7 @@ class RetrievalConfig:
             "before encoding (each worker also logs its measured rate); 0: tokens only."
         },
     )
-    dtype: str = field(
+    dtype: Dtype = field(
         default="auto",
         metadata={
             "help": "'auto' (bf16 where the hardware runs it fast, fp16 on older GPUs, "
@@ -134,7 +203,7 @@ class EvaluateConfig:
 
     folds: int = field(default=5, metadata={"help": "Number of folds."})
     seed: int = field(default=42, metadata={"help": "Seed of the fold assignment."})
-    group_by: str = field(
+    group_by: Literal["ConstructId", "QuestionId", "SubjectId"] = field(
         default="ConstructId",
         metadata={
             "help": "Rows sharing this column stay in one fold: 'ConstructId' (43% of validation "
@@ -166,7 +235,9 @@ class TrainConfig:
     base_model: str = field(
         default="", metadata={"help": "Model folder to start from; empty: all-MiniLM-L6-v2."}
     )
-    pooling: str = field(
+    pooling: Literal[
+        "auto", "mean", "cls", "lasttoken", "max", "weightedmean", "mean_sqrt_len_tokens"
+    ] = field(
         default="auto",
         metadata={
             "help": "For plain transformers folders: 'auto' (mean for encoders, last "
@@ -184,7 +255,7 @@ class TrainConfig:
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    loss: str = field(
+    loss: Literal["mnrl", "cached_mnrl"] = field(
         default="mnrl",
         metadata={
             "help": "'mnrl' (MultipleNegativesRankingLoss) or 'cached_mnrl' (GradCache: "
@@ -231,7 +302,7 @@ class TrainConfig:
     val_fold: int = field(
         default=0, metadata={"help": "Fold of [evaluate] held out for validation; -1: none."}
     )
-    mixed_precision: str = field(
+    mixed_precision: MixedPrecision = field(
         default="auto", metadata={"help": "'auto' (as [retrieval] dtype), 'bf16', 'fp16', 'no'."}
     )
     lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0: full fine-tuning."})
@@ -393,10 +464,10 @@ class RerankConfig:
     model: str = field(
         default="", metadata={"help": "Causal LM folder (e.g. a Qwen2.5 AWQ dataset on Kaggle)."}
     )
-    backend: str = field(
+    backend: Literal["auto", "vllm", "transformers"] = field(
         default="auto", metadata={"help": "'vllm', 'transformers', or 'auto' (vllm on CUDA)."}
     )
-    mode: str = field(
+    mode: Literal["listwise", "pointwise"] = field(
         default="listwise",
         metadata={
             "help": "'listwise' (label log-probabilities over a window) or 'pointwise' "
@@ -416,11 +487,11 @@ class RerankConfig:
     )
     hypothesis_tokens: int = field(default=48, metadata={"help": "Tokens of the hypothesis."})
     batch_size: int = field(default=8, metadata={"help": "transformers: prompts per forward."})
-    dtype: str = field(
+    dtype: Dtype = field(
         default="auto",
         metadata={
             "help": "'auto' (fp16 on a T4, bf16 on newer GPUs, fp32 on "
-            "CPUs), or a torch dtype name."
+            "CPUs), 'float16', 'bfloat16' or 'float32'."
         },
     )
     tensor_parallel_size: int = field(
@@ -463,7 +534,7 @@ class RerankerTrainConfig:
         },
     )
     top_n: int = field(default=25, metadata={"help": "Candidates kept per row."})
-    mode: str = field(
+    mode: Literal["listwise", "pointwise"] = field(
         default="listwise",
         metadata={
             "help": "'listwise' (cross-entropy over the candidate letters' logits) or "
@@ -499,18 +570,18 @@ class RerankerTrainConfig:
     gradient_checkpointing: bool = field(
         default=True, metadata={"help": "Recompute activations in the backward pass."}
     )
-    mixed_precision: str = field(
+    mixed_precision: MixedPrecision = field(
         default="auto",
         metadata={
             "help": "'auto' (bf16 where it runs natively, fp16 on older GPUs, else off), 'bf16', "
             "'fp16', 'no'."
         },
     )
-    save_dtype: str = field(
+    save_dtype: Literal["float16", "bfloat16", "float32"] = field(
         default="float16",
         metadata={"help": "Dtype of the merged folder (float16 runs on a T4; bfloat16; float32)."},
     )
-    quantize_bits: int = field(
+    quantize_bits: Literal[0, 4, 8] = field(
         default=0,
         metadata={
             "help": "4 or 8: also write OUT/model-gptq, the merged reranker quantised to GPTQ "
@@ -554,11 +625,24 @@ class KitConfig:
         return dataclasses.asdict(self)
 
 
+def _choices(hint: Any) -> str:
+    return ", ".join(repr(choice) for choice in typing.get_args(hint))
+
+
 def _check_type(value: Any, expected: Any, where: str) -> Any:
     origin = typing.get_origin(expected)
     if origin in (typing.Union, types.UnionType):
         (expected,) = [arg for arg in typing.get_args(expected) if arg is not type(None)]
         return _check_type(value, expected, where)
+    if origin is Literal:
+        choices = typing.get_args(expected)
+        if isinstance(value, bool) or not any(
+            type(value) is type(choice) and value == choice for choice in choices
+        ):
+            raise ConfigError(
+                f"{where}: {value!r} is not one of the allowed values {_choices(expected)}"
+            )
+        return value
     if origin is dict:
         key_type, value_type = typing.get_args(expected)
         if not isinstance(value, dict):
@@ -581,18 +665,74 @@ def _check_type(value: Any, expected: Any, where: str) -> Any:
     return value
 
 
-def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
+def _range_text(domain: tuple[float, float | None, bool]) -> str:
+    low, high, low_open = domain
+    if high is None:
+        return f"> {low}" if low_open else f">= {low}"
+    return f"in {'(' if low_open else '['}{low}, {high}]"
+
+
+def _check_range(value: Any, domain: tuple[float, float | None, bool], where: str) -> None:
+    low, high, low_open = domain
+    if value is None:
+        return
+    if value < low or (low_open and value == low) or (high is not None and value > high):
+        raise ConfigError(f"{where}: {value!r} is out of range; allowed: {_range_text(domain)}")
+
+
+def _build_section(
+    cls: type, name: str, values: dict[str, Any], sources: dict[str, str], source: str
+) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
-    checked = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+        where = ", ".join(sorted({sources.get(k, source) for k in unknown}))
+        raise ConfigError(f"{where} [{name}]: unknown key(s) {unknown}; known: {sorted(known)}")
+    checked = {}
+    for key, value in values.items():
+        where = f"{sources.get(key, source)} [{name}].{key}"
+        checked[key] = _check_type(value, hints[key], where)
+        if (name, key) in RANGES:
+            _check_range(checked[key], RANGES[(name, key)], where)
     return cls(**checked)
 
 
-def config_from_dict(values: dict[str, Any], source: str = "config") -> KitConfig:
-    """Build a KitConfig from nested dicts; any missing key keeps its default."""
+def _check_together(
+    config: KitConfig, values: dict[str, Any], sources: dict[tuple[str, str], str], source: str
+) -> None:
+    """Rules over several settings: a held-out fold is one of [evaluate] folds."""
+
+    def named(section: str, key: str) -> str:
+        given = key in values.get(section, {})
+        where = sources.get((section, key), source if given else "default")
+        return f"{where} [{section}].{key}"
+
+    folds = config.evaluate.folds
+    for section in ("train", "train_reranker"):
+        val_fold = getattr(config, section).val_fold
+        if not -1 <= val_fold < folds:
+            raise ConfigError(
+                f"{named(section, 'val_fold')}: {val_fold} is not a fold of "
+                f"{named('evaluate', 'folds')} = {folds}; allowed: -1 (none) to {folds - 1}"
+            )
+    for i, pair in enumerate(config.train.negative_ranges):
+        if len(pair) != 2 or not 1 <= pair[0] <= pair[1]:
+            raise ConfigError(
+                f"{named('train', 'negative_ranges')}[{i}]: {pair!r} is not a rank range "
+                "[first, last] with 1 <= first <= last"
+            )
+
+
+def config_from_dict(
+    values: dict[str, Any],
+    source: str = "config",
+    sources: dict[tuple[str, str], str] | None = None,
+) -> KitConfig:
+    """Build a KitConfig from nested dicts; any missing key keeps its default. Every value is
+    checked (type, allowed choices, range, fold index); an error names where the value came
+    from: `sources` maps (section, key) to it (a file, a flag), else `source`."""
+    sources = sources or {}
     sections = {f.name: f for f in dataclasses.fields(KitConfig)}
     unknown = sorted(set(values) - set(sections))
     if unknown:
@@ -602,16 +742,24 @@ def config_from_dict(values: dict[str, Any], source: str = "config") -> KitConfi
     for name, section in values.items():
         if not isinstance(section, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
-        built[name] = _build_section(hints[name], section, f"{source} [{name}]")
-    return KitConfig(**built)
+        section_sources = {key: where for (s, key), where in sources.items() if s == name}
+        built[name] = _build_section(hints[name], name, section, section_sources, source)
+    config = KitConfig(**built)
+    _check_together(config, values, sources, source)
+    return config
 
 
 def load_config(
-    path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None
+    path: str | Path | None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    override_sources: dict[tuple[str, str], str] | None = None,
 ) -> KitConfig:
     """Read a TOML config file (`None`: the defaults), then apply `overrides`, a dict of
-    sections like the file's (`{"train": {"epochs": 1}}`), checked the same way."""
+    sections like the file's (`{"train": {"epochs": 1}}`), checked the same way. An error
+    names the file, or for an override its entry in `override_sources` (a flag), else
+    "overrides"."""
     values: dict[str, Any] = {}
+    sources: dict[tuple[str, str], str] = {}
     source = "defaults"
     if path is not None:
         path, source = Path(path), str(path)
@@ -625,9 +773,9 @@ def load_config(
         if not isinstance(settings, dict):
             raise ConfigError(f"overrides: [{section}] must be a dict of settings")
         values.setdefault(section, {}).update(settings)
-    if overrides:
-        source += " + overrides"
-    return config_from_dict(values, source=source)
+        for key in settings:
+            sources[(section, key)] = (override_sources or {}).get((section, key), "overrides")
+    return config_from_dict(values, source=source, sources=sources)
 
 
 def with_parameters(
@@ -666,6 +814,8 @@ def parse_toml_value(text: str) -> Any:
 
 
 def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " \\| ".join(f"`{choice!r}`" for choice in typing.get_args(hint))
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(arg) for arg in typing.get_args(hint))
     if typing.get_origin(hint) is not None:
@@ -686,6 +836,9 @@ def config_reference() -> str:
         "or `--section-key` where two sections of that command share the key (`[retrieval]",
         "models` is `--model PATH`, once per folder; `[rerank] enabled` is",
         "`--rerank/--no-rerank`). Lists and tables are given to flags in TOML syntax.",
+        "Every value is checked when the config is loaded (type, the choices and ranges in the",
+        "type column, a fold index below `[evaluate] folds`); a bad one stops the command",
+        "(exit 2) with the file or flag, section, key and what is allowed.",
     ]
     hints = typing.get_type_hints(KitConfig)
     for section in dataclasses.fields(KitConfig):
@@ -706,8 +859,10 @@ def config_reference() -> str:
                 shown = "scripts/"
             text = " ".join(setting.metadata.get("help", "").split()).replace("|", "\\|")
             value = repr(default).replace("|", "\\|").replace("\n", "\\n")
-            lines.append(
-                f"| `{setting.name}` | {_type_name(setting_hints[setting.name])} | "
-                f"`{value}` | {shown} | {text} |"
-            )
+            kind = _type_name(setting_hints[setting.name])
+            if (section.name, setting.name) in RANGES:
+                kind += f" {_range_text(RANGES[(section.name, setting.name)])}"
+            if setting.name == "val_fold":
+                kind += ", below [evaluate] folds"
+            lines.append(f"| `{setting.name}` | {kind} | `{value}` | {shown} | {text} |")
     return "\n".join(lines) + "\n"

@@ -181,3 +181,28 @@ def test_a_malformed_list_flag_is_a_usage_error(capsys) -> None:
         main(["predict", "--windows", "[[1, 5]"])
     assert exit_info.value.code == 2
     assert "not a TOML value" in capsys.readouterr().err
+
+
+def test_a_fold_outside_the_folds_is_a_usage_error_without_traceback(tmp_path, capsys) -> None:
+    code = main(
+        ["train", "--output-dir", str(tmp_path / "out"), "--folds", "3", "--val-fold", "3"]
+        + ["--data-dir", str(tmp_path / "no-data")]  # refused before any data is read
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "--val-fold [train].val_fold: 3 is not a fold of" in err
+    assert "--folds [evaluate].folds = 3; allowed: -1 (none) to 2" in err
+
+
+def test_a_bad_choice_names_the_file_or_the_flag(tmp_path, capsys) -> None:
+    config = tmp_path / "kit.toml"
+    config.write_text('[train]\nloss = "focal"\n')
+    out, data = str(tmp_path / "out"), str(tmp_path / "no-data")
+    assert main(["train", "--output-dir", out, "--config", str(config), "--data-dir", data]) == 2
+    err = capsys.readouterr().err
+    assert f"{config} [train].loss: 'focal' is not one of the allowed values" in err
+    assert "'mnrl', 'cached_mnrl'" in err and "data folder" not in err
+    assert main(["predict", "--retrieval-dtype", "float8", "--data-dir", data]) == 2
+    err = capsys.readouterr().err
+    assert "command line --retrieval-dtype [retrieval].dtype: 'float8'" in err
+    assert "'auto', 'float32', 'bfloat16', 'float16'" in err

@@ -69,3 +69,61 @@ def test_overrides_apply_on_top_of_the_file_and_are_checked(tmp_path) -> None:
     assert config.train.val_fold == 0  # None means "as the config says"
     with pytest.raises(ConfigError, match=r"overrides \[train\]\.epochs: expected int"):
         load_config(path, {"train": {"epochs": "two"}})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[train]\nloss = "focal"\n',
+            r"\[train\].loss: 'focal' is not one of .*'mnrl', 'cached_mnrl'",
+        ),
+        ('[retrieval]\nfusion = "max"\n', r"\[retrieval\].fusion: 'max' .*'mean', 'rrf'"),
+        ('[evaluate]\ngroup_by = "Subject"\n', r"\[evaluate\].group_by: 'Subject' "),
+        ('[train]\nmixed_precision = "fp8"\n', r"'fp8' is not one of .*'bf16', 'fp16', 'no'"),
+        ("[retrieval]\nload_in_bits = 6\n", r"\[retrieval\].load_in_bits: 6 .*0, 4, 8"),
+        ("[train]\nepochs = 0\n", r"\[train\].epochs: 0 is out of range; allowed: >= 1"),
+        ("[evaluate]\nlb_unseen_share = 1.5\n", r"lb_unseen_share: 1.5 .*allowed: in \[0, 1\]"),
+        ("[evaluate]\nfolds = 1\n", r"\[evaluate\].folds: 1 .*allowed: >= 2"),
+        (
+            "[evaluate]\nfolds = 3\n[train]\nval_fold = 3\n",
+            r"\[train\].val_fold: 3 is not a fold of .*\[evaluate\].folds = 3; allowed: -1 "
+            r"\(none\) to 2",
+        ),
+        ("[train_reranker]\nval_fold = 5\n", r"\[train_reranker\].val_fold: 5 .*-1 \(none\) to 4"),
+        ("[train]\nnegative_ranges = [[5, 2]]\n", r"negative_ranges\[0\]: \[5, 2\]"),
+    ],
+)
+def test_choices_ranges_and_fold_indices_are_checked_at_load(tmp_path, text, message) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_an_override_is_named_by_its_source(tmp_path) -> None:
+    path = tmp_path / "kit.toml"
+    path.write_text("[evaluate]\nfolds = 3\n")
+    with pytest.raises(ConfigError, match=rf"--val-fold \[train\].val_fold: 4 .*{path}"):
+        load_config(path, {"train": {"val_fold": 4}}, {("train", "val_fold"): "--val-fold"})
+    with pytest.raises(ConfigError, match=r"^overrides \[train\].loss: 'x'"):
+        load_config(path, {"train": {"loss": "x"}})
+
+
+def test_good_choices_still_load(tmp_path) -> None:
+    path = tmp_path / "kit.toml"
+    path.write_text(
+        '[retrieval]\nfusion = "rrf"\ndtype = "float16"\nload_in_bits = 4\n'
+        '[evaluate]\nfolds = 3\ngroup_by = "QuestionId"\n'
+        '[train]\nloss = "cached_mnrl"\nval_fold = 2\nmixed_precision = "no"\n'
+        '[rerank]\nbackend = "transformers"\nmode = "pointwise"\n'
+        '[train_reranker]\nval_fold = -1\nquantize_bits = 8\nsave_dtype = "bfloat16"\n'
+    )
+    config = load_config(path)
+    assert (config.retrieval.fusion, config.train.loss, config.train.val_fold) == (
+        "rrf",
+        "cached_mnrl",
+        2,
+    )
+    assert config.rerank.mode == "pointwise" and config.train_reranker.quantize_bits == 8

@@ -100,8 +100,6 @@ def rerank(
     config: RerankConfig,
 ) -> np.ndarray:
     """Reorder the windows of `ranked` (rows x ids), one window after another."""
-    if config.mode not in ("listwise", "pointwise"):
-        raise ValueError(f"[rerank] mode must be 'listwise' or 'pointwise', got {config.mode!r}")
     names = dict(zip(misconceptions["MisconceptionId"], misconceptions["MisconceptionName"]))
     long = long.reset_index(drop=True)
     for span in _spans(config, ranked.shape[1]):

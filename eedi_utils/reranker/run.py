@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"
 QUANTIZED_FOLDER = "model-gptq"
 METRICS_FILE = "reranker_metrics.json"
-MODES = ("listwise", "pointwise")
 COLLECTIVE_TIMEOUT = timedelta(hours=4)
 """How long the other processes wait while the main one ranks candidates, merges, evaluates
 (NCCL's default of 10 minutes would abort them)."""
@@ -66,12 +65,6 @@ class RerankerTraining:
                 "[train_reranker] load_in_4bit needs LoRA (lora_r > 0): 4-bit "
                 "weights cannot be trained directly"
             )
-        if cfg.quantize_bits not in (0, 4, 8):
-            raise ValueError(
-                f"[train_reranker] quantize_bits must be 0 (off), 4 or 8: {cfg.quantize_bits}"
-            )
-        if cfg.mode not in MODES:
-            raise ValueError(f"[train_reranker] mode must be one of {MODES}, got {cfg.mode!r}")
         if cfg.top_n < config.retrieval.top_k:
             raise ValueError(
                 f"[train_reranker] top_n {cfg.top_n} is below [retrieval] top_k "

@@ -324,13 +324,11 @@ class RetrieverTraining:
 
     def loss(self, model: SentenceTransformer):
         cfg = self.config.train
-        if cfg.loss == "mnrl":
+        if cfg.loss == "mnrl":  # the loader allows only mnrl and cached_mnrl
             return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale)
-        if cfg.loss == "cached_mnrl":
-            return losses.CachedMultipleNegativesRankingLoss(
-                model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size
-            )
-        raise ValueError(f"loss must be 'mnrl' or 'cached_mnrl', got {cfg.loss!r}")
+        return losses.CachedMultipleNegativesRankingLoss(
+            model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size
+        )
 
     def starting_model(self, checkpoint: Path | None) -> SentenceTransformer:
         """The base model, or the checkpoint's weights (a LoRA adapter comes back trainable)."""
