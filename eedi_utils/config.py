@@ -51,10 +51,17 @@ RANGES: dict[tuple[str, str], tuple[float, float | None, bool]] = {
     ("evaluate", "folds"): (2, None, False),
     ("evaluate", "lb_unseen_share"): _SHARE,
     ("evaluate", "commit_run_questions"): _AT_LEAST_0,
-    **{("train", key): _AT_LEAST_1 for key in ("epochs", "batch_size", "mini_batch_size")},
+    **{("train", key): _AT_LEAST_1 for key in ("batch_size", "mini_batch_size")},
     **{
         ("train", key): _AT_LEAST_0
-        for key in ("weight_decay", "n_negatives", "remine_every", "lora_r", "lora_alpha")
+        for key in (
+            "epochs",  # 0: no training step (the base model saved, its prior tuned)
+            "weight_decay",
+            "n_negatives",
+            "remine_every",
+            "lora_r",
+            "lora_alpha",
+        )
     },
     ("train", "save_steps"): _AT_LEAST_0,
     ("train", "learning_rate"): _ABOVE_0,

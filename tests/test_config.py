@@ -82,7 +82,7 @@ def test_overrides_apply_on_top_of_the_file_and_are_checked(tmp_path) -> None:
         ('[evaluate]\ngroup_by = "Subject"\n', r"\[evaluate\].group_by: 'Subject' "),
         ('[train]\nmixed_precision = "fp8"\n', r"'fp8' is not one of .*'bf16', 'fp16', 'no'"),
         ("[retrieval]\nload_in_bits = 6\n", r"\[retrieval\].load_in_bits: 6 .*0, 4, 8"),
-        ("[train]\nepochs = 0\n", r"\[train\].epochs: 0 is out of range; allowed: >= 1"),
+        ("[train]\nbatch_size = 0\n", r"\[train\].batch_size: 0 is out of range; allowed: >= 1"),
         ("[evaluate]\nlb_unseen_share = 1.5\n", r"lb_unseen_share: 1.5 .*allowed: in \[0, 1\]"),
         ("[evaluate]\nfolds = 1\n", r"\[evaluate\].folds: 1 .*allowed: >= 2"),
         (
