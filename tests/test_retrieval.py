@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from eedi_utils.config import KitConfig, RetrievalConfig
+from eedi_utils.config import ConfigError, KitConfig, RetrievalConfig, config_from_dict
 from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.metrics import map_at_k
 from eedi_utils.retrieval import (
@@ -117,9 +117,9 @@ def test_missing_model_folder_is_named(tmp_path) -> None:
         load_embedder(tmp_path / "nope", RetrievalConfig())
 
 
-def test_unknown_fusion_is_refused_before_loading(sample) -> None:
-    with pytest.raises(ValueError, match="fusion must be"):
-        retrieve(["q"], ["d"], ["/does/not/matter"], RetrievalConfig(fusion="max"))
+def test_unknown_fusion_is_refused_by_the_config_loader_before_anything_loads() -> None:
+    with pytest.raises(ConfigError, match="fusion: 'max' is not one of the allowed values"):
+        config_from_dict({"retrieval": {"fusion": "max"}})
 
 
 @pytest.mark.slow
