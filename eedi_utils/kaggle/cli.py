@@ -104,10 +104,13 @@ def call_with_retry(
     raise AssertionError("unreachable")
 
 
-def run_kaggle(args: Sequence[str]) -> str:
+def run_kaggle(
+    args: Sequence[str], retry: bool = False, sleep: Callable[[float], None] = time.sleep
+) -> str:
     """`kaggle ARGS`'s standard output; KaggleError with the CLI's message when it exits
-    non-zero or prints one of the errors it exits 0 with."""
-    result = call_kaggle(args)
+    non-zero or prints one of the errors it exits 0 with. `retry`: a call that may be repeated,
+    asked again while it fails transiently (call_with_retry)."""
+    result = call_with_retry(args, sleep=sleep) if retry else call_kaggle(args)
     if result.returncode != 0:
         raise KaggleError(
             f"kaggle {' '.join(args)} failed ({result.returncode}):\n"
@@ -244,13 +247,11 @@ it): waited on for `no_run_polls` polls, never for the whole timeout."""
 def kernel_status(kernel_id: str, version: int, sleep=time.sleep) -> tuple[str, str]:
     """(status, failure message) of that version's run, e.g. ('error', 'OOM'): the CLI sends
     `owner/slug/N` as version label vN (EXT:kernels_status, _kernel_version_label)."""
-    result = call_with_retry(["kernels", "status", f"{kernel_id}/{version}"], sleep=sleep)
-    if result.returncode != 0:
-        raise KaggleError(f"kaggle kernels status {kernel_id}/{version} failed:\n{result.stderr}")
-    match = STATUS_LINE.search(result.stdout)
+    output = run_kaggle(["kernels", "status", f"{kernel_id}/{version}"], retry=True, sleep=sleep)
+    match = STATUS_LINE.search(output)
     if match is None:
-        raise KaggleError(f"unexpected `kaggle kernels status` output: {result.stdout!r}")
-    failure = FAILURE_LINE.search(result.stdout)
+        raise KaggleError(f"unexpected `kaggle kernels status` output: {output!r}")
+    failure = FAILURE_LINE.search(output)
     return match.group(1).lower(), failure.group(1) if failure else ""
 
 
@@ -297,9 +298,7 @@ def fetch_output(
     destination.mkdir(parents=True, exist_ok=True)
     args = ["kernels", "output", f"{kernel_id}/{version}", "-p", str(destination), "-o"]
     args += ["--file-pattern", file_pattern] if file_pattern else []
-    result = call_with_retry(args)
-    if result.returncode != 0:
-        raise KaggleError(f"kaggle {' '.join(args)} failed:\n{result.stderr}")
+    run_kaggle(args, retry=True)
     return sorted(p for p in destination.rglob("*") if p.is_file())
 
 
