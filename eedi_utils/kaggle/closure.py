@@ -40,13 +40,16 @@ class Wheel:
 
     def needs(self, extras: Iterable[str], environment: dict[str, str]) -> list[Requirement]:
         """The requirements that apply on the image when these extras are asked for."""
-        wanted = ["", *sorted(extras)]
-        return [
-            r
-            for r in self.requires
-            if r.marker is None
-            or any(r.marker.evaluate({**environment, "extra": e}) for e in wanted)
-        ]
+        return [r for r in self.requires if applies(r, environment, extras)]
+
+
+def applies(
+    requirement: Requirement, environment: dict[str, str], extras: Iterable[str] = ()
+) -> bool:
+    """Whether `requirement`'s marker holds in `environment` with no extra or one of these."""
+    return requirement.marker is None or any(
+        requirement.marker.evaluate({**environment, "extra": extra}) for extra in ("", *extras)
+    )
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def unmet_requirements(
     extras: dict[str, set[str]] = {name: set() for name in wheels}
     unmet: list[Unmet] = []
     for root in map(Requirement, roots):
-        if root.marker is not None and not root.marker.evaluate({**environment, "extra": ""}):
+        if not applies(root, environment):
             continue
         extras.setdefault(canonicalize_name(root.name), set()).update(root.extras)
         found = _meets(root, wheels, image)

@@ -21,7 +21,7 @@ from packaging.version import Version
 
 from eedi_utils.config import KitConfig
 from eedi_utils.inputs import CONFIG_FILE_NAME
-from eedi_utils.kaggle.closure import Wheel, read_wheels, unmet_requirements
+from eedi_utils.kaggle.closure import Wheel, applies, read_wheels, unmet_requirements
 from eedi_utils.kaggle.image import KaggleImage
 
 METADATA_FILE = "dataset-metadata.json"
@@ -60,19 +60,27 @@ def build_code_dataset(folder: Path, project: Path, config_file: Path | None) ->
     return folder
 
 
+def release_here(name: str) -> str | None:
+    """The release of `name` installed here, without a local label (+cpu is this machine's
+    build, not a release); None when it is not installed."""
+    try:
+        return Version(metadata.version(name)).public
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def pinned(requirements: Sequence[str]) -> list[str]:
     """A bare name becomes name==<version installed here>; anything with a specifier stays."""
     pins = []
     for requirement in requirements:
         if BARE_NAME.fullmatch(requirement):
-            try:
-                release = Version(metadata.version(requirement)).public  # not +cpu
-                requirement = f"{requirement}=={release}"
-            except metadata.PackageNotFoundError as err:
+            release = release_here(requirement)
+            if release is None:
                 raise ValueError(
                     f"{requirement} is not installed here, so it has no version to pin: "
                     "give one in [kaggle] wheel_requirements, e.g. 'name==1.2.3'"
-                ) from err
+                )
+            requirement = f"{requirement}=={release}"
         pins.append(requirement)
     return pins
 
@@ -133,15 +141,11 @@ class WheelSet:
 
 def _choice(name: str, requirements: Sequence[Requirement]) -> str:
     """The pin to download: the release installed here when it meets every requirement (Kaggle
-    runs what the tests ran; a local label such as +cpu is this machine's build, not a
-    release), else the newest pip finds that meets them."""
+    runs what the tests ran), else the newest pip finds that meets them."""
     specifier = SpecifierSet()
     for requirement in requirements:
         specifier &= requirement.specifier
-    try:
-        here = Version(metadata.version(name)).public
-    except metadata.PackageNotFoundError:
-        here = None
+    here = release_here(name)
     if here is not None and specifier.contains(here, prereleases=True):
         return f"{name}=={here}"
     return f"{name}{specifier}"
@@ -194,7 +198,7 @@ def resolve_wheel_set(
                 need(requirement, requirer)
 
     for root in map(Requirement, roots):
-        if root.marker is None or root.marker.evaluate({**environment, "extra": ""}):
+        if applies(root, environment):
             need(root, KIT)
     while True:
         wanted: dict[str, str] = {}
@@ -214,8 +218,7 @@ def resolve_wheel_set(
                 wheel_set.from_image[name] = image.version(name) or "version unknown"
             else:
                 wanted[name] = _choice(name, requirements)
-                refused = next(r for r, who in placed if not image.satisfies(r))
-                who = next(w for r, w in placed if r is refused)
+                refused, who = next((r, w) for r, w in placed if not image.satisfies(r))
                 wanted_version = f"{refused.name}{refused.specifier}"
                 wheel_set.why[name] = f"{who} requires {wanted_version}; {image.describe(name)}"
                 wheel_set.from_image.pop(name, None)
@@ -223,12 +226,14 @@ def resolve_wheel_set(
             wheel_set.shipped.update(
                 _download(list(wanted.values()), folder, image, platforms, pip_options)
             )
-        pending = [  # a shipped wheel is walked once, and again when more extras are asked
+        # a shipped wheel is walked once, and again when more extras are asked of it; an image
+        # package only when extras are asked of it
+        pending = [
             name
             for name in [*wheel_set.shipped, *wheel_set.from_image]
-            if walked.get(_walk_key(name, wheel_set, image), None if name in wheel_set.shipped
-                          else frozenset()) != frozenset(extras.get(name, set()))
-        ]  # fmt: skip
+            if (name in wheel_set.shipped or extras.get(name))
+            and walked.get(_walk_key(name, wheel_set, image)) != frozenset(extras.get(name, ()))
+        ]
         if not wanted and not pending:
             return wheel_set
         for name in pending:
