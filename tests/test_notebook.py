@@ -141,18 +141,25 @@ def test_train_notebook_runs_end_to_end(tmp_path, sample, tiny_model, monkeypatc
     assert "resolved_config.json" in outputs
 
 
-def test_train_notebook_final_run_stores_the_given_prior(tmp_path, tiny_model, monkeypatch) -> None:
-    """The second step: every row, nothing scored or tuned, the CV's strength stored."""
-    monkeypatch.delenv("EEDI_DATA_DIR", raising=False)  # the bundled sample
+def untrained_train_notebook(tmp_path: Path, tiny_model: Path, out: Path, train: str = ""):
+    """notebooks/train.py with a config of no training step on `tiny_model` (plus `train`
+    lines in [train]) writing to `out`; returns the notebook and its parameters cell."""
     config = tmp_path / "kit.toml"
     config.write_text(
         "[retrieval]\nshow_progress = false\n"
         f'[train]\nbase_model = "{tiny_model}"\nepochs = 0\nbatch_size = 8\nn_negatives = 0\n'
-        'mixed_precision = "no"\n'
+        f'mixed_precision = "no"\n{train}'
     )
     notebook = jupytext.read(NOTEBOOKS / "train.py")
     cell = next(c for c in notebook.cells if c.metadata.get("title") == "parameters")
-    cell.source += f"\nCONFIG_FILE = {str(config)!r}\nOUTPUT_DIR = {str(tmp_path / 'final')!r}"
+    cell.source += f"\nCONFIG_FILE = {str(config)!r}\nOUTPUT_DIR = {str(out)!r}"
+    return notebook, cell
+
+
+def test_train_notebook_final_run_stores_the_given_prior(tmp_path, tiny_model, monkeypatch) -> None:
+    """The second step: every row, nothing scored or tuned, the CV's strength stored."""
+    monkeypatch.delenv("EEDI_DATA_DIR", raising=False)  # the bundled sample
+    notebook, cell = untrained_train_notebook(tmp_path, tiny_model, tmp_path / "final")
     cell.source += "\nVAL_FOLD = -1\nUNSEEN_PRIOR = 0.06"
     outputs = execute(notebook, tmp_path)
     assert "no validation rows (VAL_FOLD = -1): nothing scored" in outputs
@@ -167,19 +174,11 @@ def test_train_notebook_refuses_an_earlier_run_unless_told_to_overwrite(
     """As `eedi train`: OUTPUT_DIR holding an earlier run stops the notebook with a message
     naming RESUME and OVERWRITE_OUTPUT_DIR; OVERWRITE_OUTPUT_DIR = True clears it first."""
     monkeypatch.delenv("EEDI_DATA_DIR", raising=False)  # the bundled sample
-    config = tmp_path / "kit.toml"
-    config.write_text(
-        "[retrieval]\nshow_progress = false\n"
-        f'[train]\nbase_model = "{tiny_model}"\nepochs = 0\nbatch_size = 8\nn_negatives = 0\n'
-        'mixed_precision = "no"\nval_fold = -1\n'
-    )
     out = tmp_path / "retriever"
     (out / "checkpoints" / "checkpoint-99").mkdir(parents=True)  # an earlier run's state
     (out / "negatives").mkdir()
     (out / "negatives" / "round-0.npy").write_bytes(b"stale")
-    notebook = jupytext.read(NOTEBOOKS / "train.py")
-    cell = next(c for c in notebook.cells if c.metadata.get("title") == "parameters")
-    cell.source += f"\nCONFIG_FILE = {str(config)!r}\nOUTPUT_DIR = {str(out)!r}"
+    notebook, cell = untrained_train_notebook(tmp_path, tiny_model, out, "val_fold = -1\n")
     with pytest.raises(CellExecutionError, match="OutputDirNotEmpty") as raised:
         execute(copy.deepcopy(notebook), tmp_path)
     assert "RESUME or OVERWRITE_OUTPUT_DIR" in str(raised.value)
