@@ -1,16 +1,17 @@
-"""The levers on a leaderboard-like CV: `eedi train` on the real train set, validated on a
-ConstructId-grouped fold, then the unseen prior and weight-space interpolation (WiSE-FT)
-tuned on that fold. Every row shows plain MAP@25, seen, unseen, the unseen share and the
-leaderboard estimate map@25_lb = 0.25 seen + 0.75 unseen, so no trade between seen and
-unseen rows hides in one average (missing, null in the JSON, when the fold has no seen or no
-unseen rows).
+"""The levers on a leaderboard-like CV, with no figure tuned on the rows it reports: for each
+ConstructId-grouped fold asked, `eedi train` with that fold held out, then the unseen prior
+and WiSE-FT (weight-space interpolation toward the base) chosen by cross-fitting (each half
+of the fold's constructs ranked with the choice that was best on the other half). Every row
+shows plain MAP@25, seen, unseen, the unseen share and the leaderboard estimate
+map@25_lb = 0.25 seen + 0.75 unseen, per fold and as the mean over folds (missing, null in
+the JSON, when a fold has no seen or no unseen rows).
 
-    python benchmarks/cv.py --variant default                 # the kit's defaults
-    python benchmarks/cv.py --variant scale100 --set train.scale=100
-    python benchmarks/cv.py --variant no-negatives --set train.n_negatives=0
+    python benchmarks/cv.py --variant default                  # folds 0 and 1, the defaults
+    python benchmarks/cv.py --variant len256 --set retrieval.max_seq_length=256
+    python benchmarks/cv.py --variant e3 --folds 0 --set train.epochs=3
 
-Each run trains afresh into --output-dir/VARIANT (an earlier run of the variant there is
-cleared), appends its rows to --results (JSON lines) and redraws --png from all rows there.
+Each fold trains afresh into --output-dir/VARIANT/fold-K (an earlier run there is cleared),
+appends its rows to --results (JSON lines) and redraws --png from all rows there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import platform
 import time
 from pathlib import Path
 
@@ -25,16 +27,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
-from eedi_utils.config import load_config, parse_toml_value  # noqa: E402
+from eedi_utils.config import KitConfig, load_config, parse_toml_value  # noqa: E402
+from eedi_utils.cross_fit import cross_fit  # noqa: E402
 from eedi_utils.data import CompetitionData  # noqa: E402
 from eedi_utils.merge import merge_models  # noqa: E402
 from eedi_utils.metrics import format_score, lb_key, map_key  # noqa: E402
-from eedi_utils.prior import read_prior  # noqa: E402
-from eedi_utils.retrieval import default_model_path, load_embedder  # noqa: E402
+from eedi_utils.prior import UnseenPrior  # noqa: E402
+from eedi_utils.retrieval import cpu_runs_bf16_fast, default_model_path, load_embedder  # noqa: E402
 from eedi_utils.train.report import (  # noqa: E402
-    score_embeddings,
-    tune_unseen_prior,
+    rank_embeddings,
+    table_row,
     validation_embeddings,
 )
 from eedi_utils.train.run import RetrieverTraining  # noqa: E402
@@ -42,25 +46,16 @@ from eedi_utils.train.run import RetrieverTraining  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def row(name: str, report: dict, command: str, minutes: float, **extra) -> dict:
-    key = map_key()
-    return {
-        "row": name,
-        key: report[key],
-        "seen": report["seen"][key] if isinstance(report["seen"], dict) else report["seen"],
-        "unseen": report["unseen"][key] if isinstance(report["unseen"], dict) else report["unseen"],
-        "unseen_share": report.get("unseen_share"),
-        lb_key(): report[lb_key()],
-        "wall_minutes": round(minutes, 1),
-        "command": command,
-        **extra,
-    }
-
-
-def stored_row(table: list[dict], strength: float) -> dict:
-    """The tuning table's row of the strength stored (the best by map@25_lb; the first row,
-    0 in the default grid, where map@25_lb is missing and nothing was tuned)."""
-    return next((r for r in table if r["unseen_prior"] == strength), table[0])
+def cpu_kind() -> str:
+    """The CPU model and whether it runs bf16 natively (it decides dtype = "auto")."""
+    name = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{name}, {'native bf16' if cpu_runs_bf16_fast() else 'no native bf16'}"
 
 
 def overrides(pairs: list[str]) -> dict[str, dict]:
@@ -77,16 +72,92 @@ def overrides(pairs: list[str]) -> dict[str, dict]:
     return result
 
 
+def cross_fitted_row(
+    name: str, candidates: dict[str, np.ndarray], training: RetrieverTraining, config: KitConfig
+) -> dict:
+    """The row of rankings chosen by cross-fitting among `candidates` (label: ranking)."""
+    data = training.data
+    labels, rankings = list(candidates), list(candidates.values())
+    k, share = config.retrieval.top_k, config.evaluate.lb_unseen_share
+    fitted = cross_fit(
+        rankings, data.val_gold, data.val_seen, data.val_groups, k, share, config.train.seed
+    )
+    if fitted is None:  # a half with no seen or no unseen rows: nothing to choose by
+        missing = {"seen": None, "unseen": None, map_key(): None, lb_key(): None}
+        return {"row": f"{name}: no estimate to choose by", **missing}
+    picks = [labels[i] for i in fitted.picks]
+    return table_row({"row": name, "picks": picks}, fitted.report, config)
+
+
+def fold_rows(
+    variant: str, fold: int, config: KitConfig, data: CompetitionData, args: argparse.Namespace
+) -> list[dict]:
+    """Train with `fold` held out; the rows of the zero-shot and fine-tuned model and of the
+    cross-fitted prior and WiSE-FT choices."""
+    out = args.output_dir / variant / f"fold-{fold}"
+    config.train.val_fold = fold
+    started = time.perf_counter()
+    training = RetrieverTraining(data, out, config)
+    model = training.run(overwrite=True)
+    minutes = (time.perf_counter() - started) / 60
+    grid = config.train.unseen_prior_grid
+    labelled = training.data.labelled_ids()
+    ids = training.data.document_ids
+
+    def priored(embeddings, alpha: float) -> dict[str, np.ndarray]:
+        return {
+            f"alpha {alpha}, prior {s}": rank_embeddings(
+                *embeddings, training.data, config, UnseenPrior(s, labelled).bonus(ids)
+            )
+            for s in grid
+        }
+
+    tuned = priored(validation_embeddings(model, training.data, config), 1.0)
+    rows = [
+        table_row({"row": "zero-shot"}, training.history[0], config),
+        table_row({"row": "fine-tuned, no prior"}, training.history[-1], config),
+        cross_fitted_row("+ unseen prior, cross-fitted", tuned, training, config),
+    ]
+    base = str(config.train.base_model or default_model_path())
+    every = dict(tuned)
+    for alpha in parse_toml_value(args.alphas):
+        merged = merge_models([str(out)], out.parent / f"fold-{fold}-wise{alpha}", base, alpha)
+        wise = load_embedder(merged, config.retrieval)
+        every |= priored(validation_embeddings(wise, training.data, config), alpha)
+    rows.append(cross_fitted_row("+ WiSE-FT and prior, cross-fitted", every, training, config))
+    share = training.history[-1]["unseen_share"]
+    command = f"python benchmarks/cv.py --variant {variant} --folds {fold}" + (
+        f" --set {' '.join(args.set)}" if args.set else ""
+    )
+    extra = {"variant": variant, "fold": fold, "wall_minutes": round(minutes, 1)}
+    extra |= {"command": command, "cpu": cpu_kind()}
+    return [{**r, "unseen_share": share, **extra} for r in rows]
+
+
+def mean_rows(rows: list[dict], variant: str, folds: list[int]) -> list[dict]:
+    """Per row name, the mean of each figure over the folds (missing if a fold misses it)."""
+    means = []
+    for name in dict.fromkeys(r["row"] for r in rows):
+        same = [r for r in rows if r["row"] == name]
+        mean = {"row": name, "variant": variant, "fold": f"mean of {folds}"}
+        for field in (map_key(), "seen", "unseen", "unseen_share", lb_key(), "wall_minutes"):
+            values = [r[field] for r in same]
+            mean[field] = None if None in values else round(float(np.mean(values)), 4)
+        means.append(mean)
+    return means
+
+
 def plot(rows: list[dict], path: Path) -> None:
-    figure, axis = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
-    labels = [r["row"] for r in rows]
-    y = range(len(rows))
+    shown = [r for r in rows if str(r.get("fold", "")).startswith("mean")] or rows
+    figure, axis = plt.subplots(figsize=(10, 0.45 * len(shown) + 1.5))
+    labels = [f"{r.get('variant', '')}: {r['row']}" for r in shown]
+    y = range(len(shown))
     for offset, field in ((-0.25, "seen"), (0.0, "unseen"), (0.25, lb_key())):
-        widths = [float("nan") if r[field] is None else r[field] for r in rows]  # missing: no bar
+        widths = [float("nan") if r[field] is None else r[field] for r in shown]
         axis.barh([i + offset for i in y], widths, height=0.25, label=field)
     axis.set_yticks(list(y), labels)
     axis.invert_yaxis()
-    axis.set_xlabel("MAP@25 on a ConstructId-grouped validation fold")
+    axis.set_xlabel("MAP@25, mean over ConstructId-grouped folds (choices cross-fitted)")
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -96,6 +167,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="default", help="name of this run's rows")
+    parser.add_argument("--folds", type=int, nargs="+", default=[0, 1], help="folds to hold out")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "eedi")
     parser.add_argument("--output-dir", type=Path, default=Path("/tmp/eedi-cv"))
@@ -105,61 +177,26 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
-    config = load_config(None, overrides(args.set))
-    config.retrieval.show_progress = False
-    config.retrieval.unseen_prior = None
-    command = f"python benchmarks/cv.py --variant {args.variant}" + (
-        f" --set {' '.join(args.set)}" if args.set else ""
-    )
     data = CompetitionData(args.data_dir)
-    out = args.output_dir / args.variant
-    started = time.perf_counter()
-    training = RetrieverTraining(data, out, config)
-    model = training.run(overwrite=True)  # a variant's earlier run there is cleared
-    minutes = (time.perf_counter() - started) / 60
-    rows = [
-        row(f"{args.variant}: zero-shot", training.history[0], command, 0.0),
-        row(f"{args.variant}: fine-tuned", training.history[-1], command, minutes),
-    ]
-    best_prior = stored_row(training.prior_table, read_prior(out).strength)
-    rows.append(
-        row(
-            f"{args.variant}: + unseen prior {best_prior['unseen_prior']}",
-            {**best_prior, "unseen_share": training.history[-1]["unseen_share"]},
-            command,
-            minutes,
-        )
-    )
-    base = str(config.train.base_model or default_model_path())
-    for alpha in parse_toml_value(args.alphas):
-        merged = merge_models([str(out)], out.parent / f"{args.variant}-wise{alpha}", base, alpha)
-        wise = load_embedder(merged, config.retrieval)
-        embeddings = validation_embeddings(wise, training.data, config)
-        report = score_embeddings(*embeddings, training.data, config)
-        prior, table = tune_unseen_prior(*embeddings, training.data, config)
-        chosen = stored_row(table, prior.strength)
-        rows.append(row(f"{args.variant}: WiSE-FT {alpha}", report, command, minutes))
-        rows.append(
-            row(
-                f"{args.variant}: WiSE-FT {alpha} + unseen prior {chosen['unseen_prior']}",
-                {**chosen, "unseen_share": report["unseen_share"]},
-                command,
-                minutes,
-            )
-        )
-    del model
+    rows = []
+    for fold in args.folds:
+        config = load_config(None, overrides(args.set))
+        config.retrieval.show_progress = False
+        config.retrieval.unseen_prior = None
+        rows += fold_rows(args.variant, fold, config, data, args)
+    rows += mean_rows(rows, args.variant, args.folds)
     with args.results.open("a") as results:
         for entry in rows:
             results.write(json.dumps(entry) + "\n")
-    every = [json.loads(line) for line in args.results.read_text().splitlines()]
-    plot(every, args.png)
-    header = f"{'row':48} {'map@25':>7} {'seen':>6} {'unseen':>6} {'u':>5} {'lb':>6} {'min':>5}"
-    print(header)
-    for entry in rows:
+    plot([json.loads(line) for line in args.results.read_text().splitlines()], args.png)
+    print(f"CPU: {cpu_kind()}")
+    print(f"{'fold':>10} {'row':36} {'map@25':>7} {'seen':>6} {'unseen':>6} {'u':>5} {'lb':>7}")
+    for r in rows:
         print(
-            f"{entry['row']:48} {entry[map_key()]:7.4f} {entry['seen']:6.4f} "
-            f"{entry['unseen']:6.4f} {entry['unseen_share']:5.2f} {format_score(entry[lb_key()])} "
-            f"{entry['wall_minutes']:5.1f}"
+            f"{str(r['fold']):>10} {r['row']:36} {format_score(r[map_key()], 7)} "
+            f"{format_score(r['seen'])} {format_score(r['unseen'])} "
+            f"{format_score(r['unseen_share'], 5, 2)} {format_score(r[lb_key()], 7)} "
+            f"{r['wall_minutes']:5.1f} min"
         )
 
 

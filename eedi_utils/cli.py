@@ -27,6 +27,7 @@ from eedi_utils.data import CompetitionData, DataError
 from eedi_utils.extras import MissingExtra
 from eedi_utils.inputs import DATA_DIR_VARIABLE, output_dir, resolve_data_dir
 from eedi_utils.metrics import lb_key, map_key
+from eedi_utils.prior import read_prior
 from eedi_utils.submission import SubmissionError
 
 DATA_HELP = (
@@ -261,8 +262,15 @@ def run(args: argparse.Namespace) -> int:
         training.run(resume=args.resume, overwrite=args.overwrite_output_dir)
         if training.history:
             print(json.dumps(training.history[-1], indent=2))
-        for row in training.prior_table:
+        tuning = training.prior_tuning
+        for row in tuning.table if tuning else []:
             print(f"unseen prior {row}", file=sys.stderr)
+        if tuning and tuning.cross_fitted:
+            print(f"unseen prior, the figure to report: {tuning.cross_fitted}", file=sys.stderr)
+        for note in tuning.notes if tuning else []:
+            print(f"warning: {note}", file=sys.stderr)
+        stored = read_prior(args.output_dir)
+        print(f"unseen prior stored: {stored.strength} ({training.prior_source})", file=sys.stderr)
         print(f"model saved in {args.output_dir}", file=sys.stderr)
     elif args.command == "train-reranker":
         from eedi_utils.reranker.run import RerankerTraining

@@ -120,10 +120,14 @@ class TextConfig:
 
     query_template: str = field(
         default=(
-            "Subject: {subject}\nTopic: {construct}\nQuestion: {question}\n"
-            "Correct answer: {correct_answer}\nWrong answer: {wrong_answer}"
+            "Topic: {construct}\nSubject: {subject}\nCorrect answer: {correct_answer}\n"
+            "Wrong answer: {wrong_answer}\nQuestion: {question}"
         ),
-        metadata={"help": "Fields: subject, construct, question, correct_answer, wrong_answer."},
+        metadata={
+            "help": "Fields: subject, construct, question, correct_answer, wrong_answer. The "
+            "long question text comes last, so a cut at max_seq_length keeps the answers "
+            "(docs/benchmarks.md, benchmarks/query_text.py)."
+        },
     )
     misconception_template: str = field(
         default="{misconception}", metadata={"help": "Field: misconception."}
@@ -325,8 +329,17 @@ class TrainConfig:
         default_factory=lambda: [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15],
         metadata={
             "help": "Unseen-prior strengths tried on the validation fold after training; the "
-            "best by map@25_lb is stored with the model. With val_fold = -1 none is tuned and "
-            "[retrieval] unseen_prior (else 0) is stored."
+            "best by map@25_lb is stored with the model, and the figure reported is "
+            "cross-fitted (each half of the fold's groups ranked with the strength chosen on "
+            "the other). With val_fold = -1 none is tuned: see unseen_prior_from."
+        },
+    )
+    unseen_prior_from: str = field(
+        default="",
+        metadata={
+            "help": "For val_fold = -1: the CV run (an `eedi train` folder with a held-out "
+            "fold) whose tuned strength the final model stores; [retrieval] unseen_prior wins "
+            "when set; neither: 0, with a warning."
         },
     )
     save_steps: int = field(

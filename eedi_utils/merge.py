@@ -3,11 +3,15 @@ architecture (seeds or folds), and interpolate toward the base model (WiSE-FT).
 
     merged = (1 - alpha) * base + alpha * mean(fine-tuned models)
 
-The result is a plain sentence-transformers folder; `eedi merge` writes it.
+The result is a plain sentence-transformers folder; `eedi merge` writes it, with a
+resolved_config.json saying what its members trained on (`provenance.merged_config`), so CV
+scores it only on rows none of them saw.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +19,9 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils.prior import UnseenPrior, read_prior, write_prior
+from eedi_utils.provenance import RESOLVED_CONFIG, merged_config
+
+logger = logging.getLogger(__name__)
 
 
 def _state(path: str | Path) -> tuple[SentenceTransformer, dict[str, torch.Tensor]]:
@@ -29,14 +36,17 @@ def merge_models(
     alpha: float = 1.0,
 ) -> Path:
     """Average `models` and interpolate the average toward `base` by `alpha` (1: no base);
-    save the result in `out`. The models' stored unseen priors carry over: the union of their
-    labelled ids with the first model's strength (retune it on the CV for the merged model)."""
+    save the result in `out` with its resolved_config.json (see `provenance.merged_config`).
+    The members' stored unseen priors carry over: the union of their labelled ids, and their
+    strength where they agree; where they differ, their mean, with a warning (retune it on the
+    merged model's held-out fold: `eedi evaluate --model OUT --unseen-prior S`)."""
     if not models:
         raise ValueError("merge needs at least one model folder")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     if alpha < 1.0 and base is None:
         raise ValueError("alpha < 1 interpolates toward a base model: name it (--base)")
+    record = merged_config(models, alpha, base)  # before any work: refuses mixed splits
     first, merged = _state(models[0])
     for path in models[1:]:
         _, state = _state(path)
@@ -58,8 +68,24 @@ def merge_models(
     first.load_state_dict(merged)
     out = Path(out)
     first.save(str(out))
+    if record is None:
+        logger.warning(
+            "no member has a %s: the merged model is taken, like them, as trained on no train row",
+            RESOLVED_CONFIG,
+        )
+    else:
+        (out / RESOLVED_CONFIG).write_text(json.dumps(record, indent=2))
     priors = [p for p in (read_prior(m) for m in models) if p is not None]
     if priors:
         labelled = frozenset().union(*(p.labelled_ids for p in priors))
-        write_prior(out, UnseenPrior(priors[0].strength, labelled))
+        strengths = sorted({p.strength for p in priors})
+        strength = sum(p.strength for p in priors) / len(priors)
+        source = f"the merged members' strength {strengths[0]}"
+        if len(strengths) > 1:
+            source = (
+                f"the mean of the merged members' strengths {strengths}; retune it on the "
+                "merged model's held-out fold"
+            )
+            logger.warning("unseen prior %.4g stored: %s", strength, source)
+        write_prior(out, UnseenPrior(strength, labelled), source)
     return out

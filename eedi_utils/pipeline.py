@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +15,7 @@ from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import score_report
 from eedi_utils.prior import UnseenPrior, read_prior
+from eedi_utils.provenance import Split, read_provenance
 from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.retrieval import retrieve
 from eedi_utils.splits import config_folds
@@ -23,8 +24,6 @@ from eedi_utils.text import misconception_texts, query_texts
 
 ModelPaths = Sequence[str | Path | None]
 HYPOTHESIS_PREFIX = "Likely misconception: "
-RESOLVED_CONFIG = "resolved_config.json"
-"""What `eedi train` writes beside the model: the full config it trained with."""
 
 
 def _model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Path | None]:
@@ -37,57 +36,52 @@ def _model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Pat
     return [None if p is None else resolve_input_path(p, dataset=dataset) for p in chosen]
 
 
+class NothingToScore(ValueError):
+    """The models have no labelled row that all of them are known not to have trained on."""
+
+
 @dataclass(frozen=True)
 class HeldOut:
-    """The fold to score a trained model on (None: there is none), the split it belongs to,
-    and why."""
+    """The fold to score the retrieval models on (None: every fold when none is fine-tuned,
+    else there is none), the split it belongs to, and why."""
 
     fold: int | None
-    folds: int
-    seed: int
-    group_by: str
+    split: Split
     reason: str
+    fine_tuned: bool
 
     def apply(self, config: KitConfig) -> None:
-        """Make `config`'s [evaluate] split the one the model was trained with."""
-        config.evaluate.folds, config.evaluate.seed = self.folds, self.seed
-        config.evaluate.group_by = self.group_by
+        """Make `config`'s [evaluate] split the one the models were trained with."""
+        config.evaluate.folds, config.evaluate.seed = self.split.folds, self.split.seed
+        config.evaluate.group_by = self.split.group_by
 
 
 def held_out_fold(models: ModelPaths | None, config: KitConfig) -> HeldOut:
-    """The fold that the retrieval models did not train on, from the resolved_config.json
-    that `eedi train` leaves in each model folder; a model trained on every row has none."""
+    """The fold that none of the retrieval models trained on, from what each folder records
+    (`provenance.read_provenance`); a base model trained on no row and does not count."""
     evaluate = config.evaluate
-    trained = [
-        json.loads((Path(path) / RESOLVED_CONFIG).read_text())
+    asked = Split(evaluate.folds, evaluate.seed, evaluate.group_by)
+    tuned = [
+        read_provenance(path)
         for path in _model_paths(models, config)
-        if path is not None and (Path(path) / RESOLVED_CONFIG).is_file()
+        if path is not None and read_provenance(path).trained_on != "nothing"
     ]
-    split = (evaluate.folds, evaluate.seed, evaluate.group_by)
-    if not trained:
-        return HeldOut(0, *split, "no fine-tuned model: fold 0 scored")
-    splits = {
-        (
-            c["train"]["val_fold"],
-            c["evaluate"]["folds"],
-            c["evaluate"]["seed"],
-            c["evaluate"].get("group_by", "QuestionId"),  # models trained before group_by
-        )
-        for c in trained
-    }
-    if len(splits) > 1:
-        return HeldOut(
-            None,
-            *split,
-            f"the models held out different folds {sorted(splits)}: none is unseen by all, "
-            "CV skipped",
-        )
-    fold, folds, seed, group_by = splits.pop()
-    if fold < 0:
-        reason = "the model trained on every row (val_fold = -1): no held-out fold, CV skipped"
-        return HeldOut(None, folds, seed, group_by, reason)
-    reason = f"scoring fold {fold} of {folds} (grouped by {group_by}), which the model held out"
-    return HeldOut(fold, folds, seed, group_by, reason)
+    if not tuned:
+        return HeldOut(None, asked, "no fine-tuned model: every fold can be scored", False)
+    for provenance in tuned:
+        if provenance.trained_on != "fold":
+            reason = f"{provenance.path} {provenance.detail}: no fold is unseen by it, CV skipped"
+            return HeldOut(None, asked, reason, True)
+    held = {(p.val_fold, p.split) for p in tuned}
+    if len(held) > 1:
+        shown = "; ".join(f"{p.path}: fold {p.val_fold} of {p.split.describe()}" for p in tuned)
+        reason = f"the models held out different folds ({shown}): none is unseen by all, CV skipped"
+        return HeldOut(None, asked, reason, True)
+    ((fold, split),) = held
+    reason = f"scoring fold {fold} of {split.describe()}, which the model held out"
+    if split != asked:
+        reason += f" ([evaluate] asked for {asked.describe()}: the model's split is used)"
+    return HeldOut(fold, split, reason, True)
 
 
 def stored_prior(paths: Sequence[str | Path | None]) -> UnseenPrior | None:
@@ -109,18 +103,18 @@ def unseen_prior(
     config: KitConfig,
     labelled_ids: frozenset[int] | None,
 ) -> UnseenPrior | None:
-    """The prior to rank with, of `prior_strength`. Its labelled ids are those stored with
-    the first model that has a prior, else `labelled_ids` (the training side of the rows
-    scored)."""
+    """The prior to rank with, of `prior_strength`. Its labelled ids are `labelled_ids`, the
+    training side of the rows scored (a CV fold's, or all of train.csv for the test); only
+    without train.csv are the ids stored with the model used."""
     strength = prior_strength(paths, config)
     if strength == 0.0:
         return None
+    if labelled_ids is not None:
+        return UnseenPrior(strength, labelled_ids)
     stored = stored_prior(paths)
-    if stored is not None:
-        return UnseenPrior(strength, stored.labelled_ids)
-    if labelled_ids is None:
+    if stored is None:
         raise ValueError("[retrieval] unseen_prior needs train.csv to know which ids are labelled")
-    return UnseenPrior(strength, labelled_ids)
+    return UnseenPrior(strength, stored.labelled_ids)
 
 
 def labelled_ids(data: CompetitionData) -> frozenset[int] | None:
@@ -182,15 +176,28 @@ def evaluate(
     max_questions: int | None = None,
 ) -> dict:
     """Score retrieval on labelled train rows, split into the `[evaluate]` folds (grouped by
-    `group_by`).
+    `group_by`), never on a row a fine-tuned model trained on.
 
-    With `fold` set, only that fold's validation rows are scored; otherwise every labelled row
-    is scored once, as part of the fold that holds it out. Each row counts as seen or unseen by
-    whether its gold id appears in its fold's training rows; the report carries both, the
-    unseen share and the leaderboard estimate. With an unseen prior, each fold is ranked with
-    its own training side as the labelled ids. `max_questions` scores a seeded sample of that
-    many questions (a quick check on Kaggle's commit run).
+    A fine-tuned model is scored on the fold it held out, on the split it was trained with
+    (`held_out_fold`); a model with no such fold raises `NothingToScore`, and `fold` may only
+    name the held-out one. Models that trained on no row score every fold, or `fold` alone.
+    Each row counts as seen or unseen by whether its gold id appears in its fold's training
+    rows; the report carries both, the unseen share and the leaderboard estimate. With an
+    unseen prior, each fold is ranked with its own training side as the labelled ids.
+    `max_questions` scores a seeded sample of that many questions (a quick check on Kaggle's
+    commit run).
     """
+    held = held_out_fold(models, config)
+    if held.fine_tuned:
+        if held.fold is None:
+            raise NothingToScore(f"no labelled row to score the model(s) on: {held.reason}")
+        if fold is not None and fold != held.fold:
+            raise ValueError(
+                f"fold {fold}: the model trained on its rows; it held out fold {held.fold} "
+                f"only ({held.reason})"
+            )
+        config, fold = copy.deepcopy(config), held.fold
+        held.apply(config)
     train = labelled(data.train())
     folds = config_folds(train, config.evaluate)
     if fold is not None and not 0 <= fold < len(folds):
@@ -231,7 +238,13 @@ def evaluate(
     return {
         "folds": config.evaluate.folds,
         "group_by": config.evaluate.group_by,
+        "seed": config.evaluate.seed,
         "fold": "all" if fold is None else fold,
+        "scored": held.reason
+        if held.fine_tuned
+        else "every fold"
+        if fold is None
+        else f"fold {fold}",
         **report,
     }
 

@@ -3,9 +3,12 @@ misconception that no training row labels.
 
 Most hidden-test rows carry such misconceptions, while a fine-tuned retriever learns to favour
 the ones it saw; the 3rd-place team reported 0.564 -> 0.600 private from this lever alone. The
-strength is tuned on the validation fold by the leaderboard estimate (`eedi train` does it) and
-stored in the model folder with the ids its training rows label, so `eedi predict --model OUT`
-and the inference notebook apply exactly what was tuned.
+strength is tuned on the validation fold by the leaderboard estimate (`eedi train` does it;
+the figure to report is cross-fitted, see `cross_fit`), and a final run on every row takes the
+strength its CV run chose (`[train] unseen_prior_from`). It is stored in the model folder, so
+`eedi predict --model OUT` and the inference notebook apply it; the ids counted as labelled are
+those of the training side of the rows ranked (all of train.csv for the test, a fold's
+training rows in CV).
 """
 
 from __future__ import annotations
@@ -34,13 +37,24 @@ class UnseenPrior:
         return np.where(np.isin(ids, labelled), 0.0, self.strength).astype(np.float32)
 
 
-def write_prior(folder: Path, prior: UnseenPrior, tuning: list[dict] | None = None) -> Path:
-    """Store the prior beside a model (with the table it was tuned on, when there is one)."""
+def write_prior(
+    folder: Path,
+    prior: UnseenPrior,
+    source: str,
+    tuning: list[dict] | None = None,
+    cross_fitted: dict | None = None,
+    notes: list[str] | None = None,
+) -> Path:
+    """Store the prior beside a model, with where its strength came from and, when it was
+    tuned, the table of every strength, the cross-fitted row and the tuning's warnings."""
     path = Path(folder) / PRIOR_FILE
     record = {
         "strength": prior.strength,
+        "source": source,
         "labelled_ids": sorted(prior.labelled_ids),
         "tuning": tuning or [],
+        "cross_fitted": cross_fitted,
+        "notes": notes or [],
     }
     path.write_text(json.dumps(record, indent=2))
     return path

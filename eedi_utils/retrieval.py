@@ -173,9 +173,8 @@ def retrieve(
     bonus: np.ndarray | None = None,
 ) -> np.ndarray:
     """Rank documents for each query with one or more models; returns document positions.
-    `bonus` (one value per document, added to the fused cosine) needs mean fusion."""
-    if bonus is not None and config.fusion == "rrf" and len(model_paths) > 1:
-        raise ValueError("the unseen prior adds to cosine scores: use fusion = 'mean' with it")
+    `bonus` (one value per document) is added to the fused cosine, or with rrf fusion to each
+    model's cosine before its ranking joins the fusion."""
     query_embeddings, document_embeddings = [], []
     for path in model_paths:
         if config.devices:
@@ -192,7 +191,7 @@ def retrieve(
         del model
     if config.fusion == "rrf" and len(model_paths) > 1:
         rankings = [
-            fused_top_k([q], [d], config.rrf_depth, config.query_chunk_size)[1]
+            fused_top_k([q], [d], config.rrf_depth, config.query_chunk_size, bonus=bonus)[1]
             for q, d in zip(query_embeddings, document_embeddings)
         ]
         positions = reciprocal_rank_fusion(rankings, config.top_k, len(documents), config.rrf_k)

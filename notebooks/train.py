@@ -22,12 +22,15 @@
 #    misconception), the unseen share and `map@25_lb`, the leaderboard estimate that weights
 #    unseen rows as the hidden test is thought to (`[evaluate] lb_unseen_share`). Then the
 #    unseen-misconception prior is tuned on that fold: the table below shows each strength of
-#    `[train] unseen_prior_grid`, and the best by `map@25_lb` is stored with the model.
-#    `map@25_lb` is missing (null, None in the table) when the fold has no seen or no unseen
-#    rows; then nothing is tuned and `UNSEEN_PRIOR` (else 0) is stored.
-# 2. The final run (`VAL_FOLD = -1`, `UNSEEN_PRIOR = <the strength the CV chose>`): the same
-#    settings on every row; nothing is held out, so nothing is scored or tuned, and the given
-#    strength is stored with the ids all rows label. This is the model to submit.
+#    `[train] unseen_prior_grid`, and the best by `map@25_lb` is stored with the model. That
+#    table's best row was picked on the rows it scores, so it flatters; the figure to quote is
+#    the cross-fitted row (each half of the fold's constructs ranked with the strength picked
+#    on the other half). `map@25_lb` is missing (null, None in the table) when the fold has no
+#    seen or no unseen rows; then nothing is tuned and `UNSEEN_PRIOR` (else 0) is stored.
+# 2. The final run (`VAL_FOLD = -1`, `UNSEEN_PRIOR_FROM = <the CV run's folder>`): the same
+#    settings on every row; nothing is held out, so nothing is scored or tuned, and the
+#    strength the CV run chose is stored with the ids all rows label (`UNSEEN_PRIOR` sets one
+#    by hand). This is the model to submit.
 #
 # **From this output to the inference kernel.** The model folder (`OUTPUT_DIR`, under
 # `/kaggle/working` on Kaggle) holds the weights, `unseen_prior.json`, `metrics.json`,
@@ -49,7 +52,8 @@ OVERWRITE_OUTPUT_DIR = False  # or this: clear OUTPUT_DIR's earlier run and trai
 BASE_MODEL: str | None = None  # model folder to start from; None: the config's [train] base_model
 EPOCHS: int | None = None  # passes over the training rows; None: the config's [train] epochs
 VAL_FOLD: int | None = None  # fold held out for validation; -1: train on every row (to submit)
-UNSEEN_PRIOR: float | None = None  # stored by a VAL_FOLD = -1 run; None: the config's, else 0
+UNSEEN_PRIOR_FROM: str | None = None  # VAL_FOLD = -1: the CV run whose tuned strength to store
+UNSEEN_PRIOR: float | None = None  # or this strength by hand; neither: the config's, else 0
 OVERRIDES: dict[str, dict] = {}  # any other setting by section, e.g. {"train": {"lora_r": 16}}
 
 # %% 0. Offline set-up on Kaggle: install the kit and its pinned wheels from the attached inputs
@@ -76,7 +80,12 @@ from eedi_utils.train.run import RetrieverTraining
 
 parameters = with_parameters(
     OVERRIDES,
-    train={"base_model": BASE_MODEL, "epochs": EPOCHS, "val_fold": VAL_FOLD},
+    train={
+        "base_model": BASE_MODEL,
+        "epochs": EPOCHS,
+        "val_fold": VAL_FOLD,
+        "unseen_prior_from": UNSEEN_PRIOR_FROM,
+    },
     retrieval={"unseen_prior": UNSEEN_PRIOR},
 )
 config = load_config(CONFIG_FILE or config_file(), parameters)
@@ -110,19 +119,23 @@ else:
 # %% 4. The unseen prior: the table it was tuned on, the strength stored, the next step
 import pandas as pd
 
-from eedi_utils.pipeline import RESOLVED_CONFIG
 from eedi_utils.prior import PRIOR_FILE, read_prior
+from eedi_utils.provenance import RESOLVED_CONFIG
 
-if training.prior_table:  # one row per strength of [train] unseen_prior_grid
-    print(pd.DataFrame(training.prior_table).to_string(index=False))
+tuning = training.prior_tuning
+if tuning:  # one row per strength of [train] unseen_prior_grid, then the figure to report
+    print(pd.DataFrame(tuning.table).to_string(index=False))
+    print(f"cross-fitted (the figure to report): {tuning.cross_fitted}")
+    for note in tuning.notes:
+        print(f"warning: {note}")
 prior = read_prior(output)
 print(
-    f"stored in {output / PRIOR_FILE}: unseen prior {prior.strength}, "
+    f"stored in {output / PRIOR_FILE}: unseen prior {prior.strength} ({training.prior_source}), "
     f"{len(prior.labelled_ids)} misconceptions labelled by the training rows"
 )
 print(f"every setting of this run: {output / RESOLVED_CONFIG}")
 if config.train.val_fold >= 0:
-    print(f"next, the final run: VAL_FOLD = -1, UNSEEN_PRIOR = {prior.strength}, nothing else")
+    print(f"next, the final run: VAL_FOLD = -1, UNSEEN_PRIOR_FROM = {str(output)!r}, nothing else")
 else:
     print(
         f"the model to submit: [retrieval] models = [its folder] ({output} here, "

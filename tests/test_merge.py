@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils.cli import main
+from eedi_utils.config import KitConfig
+from eedi_utils.data import CompetitionData
 from eedi_utils.merge import merge_models
+from eedi_utils.pipeline import NothingToScore, evaluate, held_out_fold
 from eedi_utils.prior import UnseenPrior, read_prior, write_prior
 
 
@@ -52,13 +57,48 @@ def test_cli_merge_writes_a_folder_predict_loads_and_keeps_the_priors_ids(
     tiny_model, sample, tmp_path
 ) -> None:
     a, b = shifted(tiny_model, tmp_path / "a", 0.1), shifted(tiny_model, tmp_path / "b", 0.3)
-    write_prior(a, UnseenPrior(0.05, frozenset({1, 2})))
-    write_prior(b, UnseenPrior(0.09, frozenset({2, 3})))
+    write_prior(a, UnseenPrior(0.05, frozenset({1, 2})), "test")
+    write_prior(b, UnseenPrior(0.09, frozenset({2, 3})), "test")
     out = tmp_path / "merged"
     args = ["merge", "--model", str(a), "--model", str(b), "--base", str(tiny_model)]
     assert main([*args, "--alpha", "0.7", "--out", str(out), "--quiet"]) == 0
     prior = read_prior(out)
-    assert prior.strength == 0.05 and prior.labelled_ids == frozenset({1, 2, 3})
+    assert prior.strength == pytest.approx(0.07) and prior.labelled_ids == frozenset({1, 2, 3})
+    assert "retune it" in json.loads((out / "unseen_prior.json").read_text())["source"]
+    assert not (out / "resolved_config.json").exists()  # no member records any training
     submission = tmp_path / "submission.csv"
     predict = ["predict", "--data-dir", str(sample), "--model", str(out), "--out", str(submission)]
     assert main([*predict, "--quiet"]) == 0 and submission.exists()
+
+
+def recorded(folder, val_fold: int, folds: int = 3) -> None:
+    config = KitConfig().to_dict()
+    config["train"]["val_fold"] = val_fold
+    config["evaluate"]["folds"] = folds
+    (folder / "resolved_config.json").write_text(json.dumps(config))
+
+
+def test_a_merged_model_keeps_what_its_members_trained_on(tiny_model, sample, tmp_path) -> None:
+    """Merged models used to lose their held-out fold, so CV scored rows they trained on."""
+    a, b = shifted(tiny_model, tmp_path / "a", 0.1), shifted(tiny_model, tmp_path / "b", 0.3)
+    c, d = shifted(tiny_model, tmp_path / "c", 0.2), shifted(tiny_model, tmp_path / "d", 0.4)
+    recorded(a, 1), recorded(b, 1), recorded(c, 2)
+    seeds = merge_models([a, b], tmp_path / "seeds", tiny_model, 0.8)
+    assert held_out_fold([seeds], KitConfig()).fold == 1  # two seeds of one fold: that fold
+    config = json.loads((seeds / "resolved_config.json").read_text())
+    assert [m["val_fold"] for m in config["merged_from"]] == [1, 1]
+    assert config["merge"] == {"alpha": 0.8, "base": str(tiny_model)}
+    assert evaluate(CompetitionData(sample), [seeds], KitConfig())["fold"] == 1
+
+    folds = merge_models([a, c], tmp_path / "folds")  # a soup of folds saw every row
+    with pytest.raises(NothingToScore, match="trained on every labelled row"):
+        evaluate(CompetitionData(sample), [folds], KitConfig())
+
+    unknown = merge_models([a, d], tmp_path / "unknown")  # d records nothing
+    with pytest.raises(NothingToScore, match="no record of their training rows"):
+        evaluate(CompetitionData(sample), [unknown], KitConfig())
+
+    recorded(d, 1, folds=5)
+    with pytest.raises(ValueError, match="different splits"):
+        merge_models([a, d], tmp_path / "mixed")
+    assert not (tmp_path / "mixed").exists()  # refused before anything was written

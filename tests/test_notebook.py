@@ -135,9 +135,18 @@ def test_train_notebook_runs_end_to_end(tmp_path, sample, tiny_model, monkeypatc
     stored = json.loads((tmp_path / "model" / "unseen_prior.json").read_text())
     assert len(stored["tuning"]) == len(KitConfig().train.unseen_prior_grid)
     header = next(line for line in outputs.splitlines() if line.lstrip().startswith("unseen_prior"))
-    assert header.split() == ["unseen_prior", "map@25", "seen", "unseen", "map@25_lb"]
-    assert f"unseen prior {stored['strength']}," in outputs
-    assert f"next, the final run: VAL_FOLD = -1, UNSEEN_PRIOR = {stored['strength']}" in outputs
+    assert header.split() == [
+        "unseen_prior",
+        "map@25",
+        "seen",
+        "unseen",
+        "unseen_share",
+        "map@25_lb",
+    ]
+    assert "cross-fitted (the figure to report): {'unseen_prior': 'cross-fitted [" in outputs
+    assert f"unseen prior {stored['strength']} (tuned on fold 0" in outputs
+    model = str(tmp_path / "model")
+    assert f"next, the final run: VAL_FOLD = -1, UNSEEN_PRIOR_FROM = {model!r}" in outputs
     assert "resolved_config.json" in outputs
 
 
@@ -165,7 +174,8 @@ def test_train_notebook_final_run_stores_the_given_prior(tmp_path, tiny_model, m
     assert "no validation rows (VAL_FOLD = -1): nothing scored" in outputs
     stored = json.loads((tmp_path / "final" / "unseen_prior.json").read_text())
     assert stored["strength"] == 0.06 and stored["tuning"] == []
-    assert "unseen prior 0.06," in outputs and "the model to submit" in outputs
+    assert "unseen prior 0.06 ([retrieval] unseen_prior)," in outputs
+    assert "the model to submit" in outputs
 
 
 def test_train_notebook_refuses_an_earlier_run_unless_told_to_overwrite(

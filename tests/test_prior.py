@@ -4,9 +4,11 @@ the model, and applied by `eedi predict --model OUT` exactly as stored."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import numpy as np
+import pytest
 import torch
 
 from eedi_utils.config import KitConfig
@@ -29,11 +31,11 @@ def test_a_stored_prior_reorders_predict_and_the_config_overrides_it(
     favourite = ids[7]
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
-    write_prior(model, UnseenPrior(5.0, frozenset(ids) - {favourite}))
+    write_prior(model, UnseenPrior(5.0, frozenset(ids) - {favourite}), "test")
     config = KitConfig()
     config.retrieval.show_progress = False
     test = data.test()
-    ranked = rank_misconceptions(test, data, [str(model)], config)
+    ranked = rank_misconceptions(test, data, [str(model)], config)  # no train.csv: stored ids
     assert (ranked[:, 0] == favourite).all()  # a large prior puts the only unseen id first
     config.retrieval.unseen_prior = 0.0
     plain = rank_misconceptions(test, data, [str(model)], config)
@@ -53,7 +55,7 @@ def test_evaluate_ranks_each_fold_with_its_own_labelled_ids(sample, tiny_model) 
 
 
 def test_train_tunes_the_prior_on_the_validation_fold_and_stores_it(
-    sample, tiny_model, tmp_path
+    sample, tiny_model, tmp_path, caplog
 ) -> None:
     config = KitConfig()
     config.retrieval.show_progress = False
@@ -70,18 +72,39 @@ def test_train_tunes_the_prior_on_the_validation_fold_and_stores_it(
     assert [row["unseen_prior"] for row in table] == [0.0, 0.05, 5.0]
     best = max(table, key=lambda row: row["map@25_lb"])
     assert stored["strength"] == best["unseen_prior"]
+    assert stored["source"].startswith("tuned on fold 0")
     assert table[2]["unseen"] >= table[0]["unseen"] and table[2]["seen"] <= table[0]["seen"]
+    fitted = stored["cross_fitted"]  # each half ranked by the strength the other half chose
+    assert fitted["unseen_prior"].startswith("cross-fitted [")
+    assert fitted["map@25_lb"] <= best["map@25_lb"] + 1e-9  # never above the in-fold best
+    if stored["strength"] == 5.0:
+        assert any("largest tried" in note for note in stored["notes"])
     assert set(stored["labelled_ids"]) == {int(g) for g in training.data.gold}
     train = labelled(CompetitionData(sample).train())
     assert set(stored["labelled_ids"]) < set(train["MisconceptionId"].astype(int))
 
-    config.train.val_fold = -1  # the final model: nothing to tune on, the config's value
-    config.retrieval.unseen_prior = 0.07
+    # The final model takes the strength its CV run chose, and says so.
+    config.train.val_fold = -1
+    config.train.unseen_prior_from = str(tmp_path / "out")
     RetrieverTraining(CompetitionData(sample), tmp_path / "final", config).run()
-    final = read_prior(tmp_path / "final")
-    assert final.strength == 0.07 and final.labelled_ids == frozenset(
-        int(i) for i in train["MisconceptionId"]
-    )
+    final = json.loads((tmp_path / "final" / PRIOR_FILE).read_text())
+    assert final["strength"] == stored["strength"]
+    assert final["source"] == f"tuned by the CV run {tmp_path / 'out'} on its fold 0"
+    assert set(final["labelled_ids"]) == {int(i) for i in train["MisconceptionId"]}
+
+    config.retrieval.unseen_prior = 0.07  # set by hand: wins over the CV run
+    RetrieverTraining(CompetitionData(sample), tmp_path / "by-hand", config).run()
+    assert read_prior(tmp_path / "by-hand").strength == 0.07
+
+    config.retrieval.unseen_prior, config.train.unseen_prior_from = None, str(tmp_path / "final")
+    with pytest.raises(ValueError, match="not a CV run of `eedi train`"):
+        RetrieverTraining(CompetitionData(sample), tmp_path / "bad", config).run()
+
+    config.train.unseen_prior_from = ""
+    with caplog.at_level(logging.WARNING):
+        RetrieverTraining(CompetitionData(sample), tmp_path / "none", config).run()
+    assert read_prior(tmp_path / "none").strength == 0.0
+    assert "neither [train] unseen_prior_from" in caplog.text
 
 
 def test_with_the_estimate_missing_nothing_is_tuned_and_reports_still_draw(tmp_path) -> None:
@@ -108,11 +131,13 @@ def test_with_the_estimate_missing_nothing_is_tuned_and_reports_still_draw(tmp_p
     )
     config = KitConfig()
     config.train.unseen_prior_grid = [0.0, 0.1, 5.0]
-    prior, table = tune_unseen_prior(queries.float(), documents.float(), data, config)
-    assert [row["map@25_lb"] for row in table] == [None, None, None]
-    assert prior.strength == 0.0 and prior.labelled_ids == frozenset(range(6))
+    tuning = tune_unseen_prior(queries.float(), documents.float(), data, config)
+    assert [row["map@25_lb"] for row in tuning.table] == [None, None, None]
+    assert tuning.prior.strength == 0.0 and tuning.prior.labelled_ids == frozenset(range(6))
+    assert tuning.cross_fitted is None and "is missing" in tuning.notes[0]
     config.retrieval.unseen_prior = 0.03
-    assert tune_unseen_prior(queries.float(), documents.float(), data, config)[0].strength == 0.03
+    again = tune_unseen_prior(queries.float(), documents.float(), data, config)
+    assert again.prior.strength == 0.03
 
     report = {"map@25": 0.5, "seen": {"map@25": 0.5, "n": 6}, "unseen": {"map@25": 0.0, "n": 0}}
     report |= {"unseen_share": 0.0, "map@25_lb": None, "rank_histogram": {"1": 3, "miss": 3}}

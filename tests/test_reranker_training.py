@@ -362,6 +362,36 @@ def test_an_unfinished_fold_retriever_is_not_silently_picked_up(
     assert "--val-fold 0" in str(raised.value) and "--resume" in str(raised.value)
 
 
+def test_fold_retrievers_must_have_held_out_their_fold(tiny_model: Path, tmp_path: Path) -> None:
+    """One fine-tuned retriever reused for every fold, or folds out of order, gave in-fold
+    candidates; each retriever's resolved_config.json is now checked."""
+    import json
+    import shutil
+
+    from eedi_utils.config import KitConfig
+    from eedi_utils.reranker.candidates import check_fold_retrievers
+
+    config = KitConfig()
+    config.evaluate.folds = 2
+    folders = []
+    for fold in (0, 1):
+        folder = tmp_path / f"fold-{fold}"
+        shutil.copytree(tiny_model, folder)
+        resolved = KitConfig().to_dict()
+        resolved["train"]["val_fold"], resolved["evaluate"]["folds"] = fold, 2
+        (folder / "resolved_config.json").write_text(json.dumps(resolved))
+        folders.append(str(folder))
+    check_fold_retrievers(folders, config)  # in order: fine
+    check_fold_retrievers([str(tiny_model)] * 2, config)  # trained on no train row: fine
+    with pytest.raises(ValueError, match=r"fold 1: .*fold-0 held out fold 0"):
+        check_fold_retrievers([folders[0]] * 2, config)
+    with pytest.raises(ValueError, match=r"fold 0: .*fold-1 held out fold 1"):
+        check_fold_retrievers(folders[::-1], config)
+    config.evaluate.folds = 5
+    with pytest.raises(ValueError, match="of 2 folds grouped by ConstructId"):
+        check_fold_retrievers(folders, config)
+
+
 def config_with(config, **retrieval):
     import copy
 

@@ -16,6 +16,8 @@ from accelerate import PartialState
 from eedi_utils import pipeline
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.inputs import resolve_input_path
+from eedi_utils.provenance import Split, read_provenance
 from eedi_utils.splits import Fold, config_folds
 
 logger = logging.getLogger(__name__)
@@ -39,7 +41,9 @@ def fold_retrievers(
                 f"[train_reranker] retrievers: {len(given)} folders for {len(folds)} folds; "
                 "give one per fold, or one that trained on no train row"
             )
-        return [given[0]] * len(folds) if len(given) == 1 else list(given)
+        chosen = [given[0]] * len(folds) if len(given) == 1 else list(given)
+        check_fold_retrievers(chosen, config)
+        return chosen
     from eedi_utils.train.run import OutputDirNotEmpty, RetrieverTraining
 
     paths = []
@@ -59,6 +63,32 @@ def fold_retrievers(
                 ) from err
         paths.append(str(folder))
     return paths
+
+
+def check_fold_retrievers(retrievers: list[str], config: KitConfig) -> None:
+    """Each fold's retriever must not have trained on that fold's rows: one that trained on
+    no train row, or one that held out exactly that fold of the [evaluate] split (from its
+    resolved_config.json). In-fold candidates would be easier than the test's and inflate both
+    the reranker's training and its reports."""
+    evaluate = config.evaluate
+    split = Split(evaluate.folds, evaluate.seed, evaluate.group_by)
+    wrong = []
+    for index, folder in enumerate(retrievers):
+        found = read_provenance(resolve_input_path(folder, dataset=config.kaggle.model_dataset))
+        if found.trained_on == "nothing":
+            continue
+        if found.trained_on == "fold" and found.val_fold == index and found.split == split:
+            continue
+        if found.trained_on == "fold" and found.split != split:
+            why = f"held out fold {found.val_fold} of {found.split.describe()}"
+        else:
+            why = found.detail
+        wrong.append(f"fold {index}: {folder} {why}")
+    if wrong:
+        raise ValueError(
+            "[train_reranker] retrievers: each fold's retriever must have held out that fold of "
+            f"[evaluate] ({split.describe()}), or trained on no train row; " + "; ".join(wrong)
+        )
 
 
 def out_of_fold_candidates(

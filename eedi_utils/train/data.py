@@ -35,6 +35,8 @@ class TrainingData:
     val_queries: list[str]
     val_gold: np.ndarray
     val_seen: np.ndarray
+    val_groups: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+    """The [evaluate] group_by value (ConstructId by default) of each validation row."""
     variants: dict[int, list[str]] = field(default_factory=dict)
     """LLM-written document texts by misconception id, used as positives beside the original."""
     row_ids: list[str] = field(default_factory=list)
@@ -125,6 +127,7 @@ def prepare_data(data: CompetitionData, config: KitConfig) -> TrainingData:
         val_queries=query_texts(train.iloc[val_rows], config.text),
         val_gold=gold[val_rows],
         val_seen=val_seen,
+        val_groups=train[config.evaluate.group_by].to_numpy()[val_rows],
         variants=by_id,
         row_ids=training_rows["QuestionId_Answer"].astype(str).tolist(),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import KitConfig
+from eedi_utils.cross_fit import best_index, cross_fit, edge_note
 from eedi_utils.metrics import lb_key, map_key, score_report
 from eedi_utils.prior import UnseenPrior
 from eedi_utils.retrieval import encode, fused_top_k
@@ -31,6 +33,25 @@ def validation_embeddings(
     return queries, encode(model, data.documents, config.retrieval)
 
 
+def rank_embeddings(
+    queries: torch.Tensor,
+    documents: torch.Tensor,
+    data: TrainingData,
+    config: KitConfig,
+    bonus: np.ndarray | None = None,
+) -> np.ndarray:
+    """The top-k misconception ids (k = [retrieval] top_k) of each validation row, ranked by
+    these embeddings (plus `bonus` per document)."""
+    _, positions = fused_top_k([queries], [documents], config.retrieval.top_k, bonus=bonus)
+    return data.document_ids[positions.numpy()]
+
+
+def score_ranking(ranked: np.ndarray, data: TrainingData, config: KitConfig) -> dict:
+    """MAP@k and recall@k, seen, unseen and the leaderboard estimate of validation rankings."""
+    k, share = config.retrieval.top_k, config.evaluate.lb_unseen_share
+    return score_report(ranked, data.val_gold, data.val_seen, k, share)
+
+
 def score_embeddings(
     queries: torch.Tensor,
     documents: torch.Tensor,
@@ -38,12 +59,8 @@ def score_embeddings(
     config: KitConfig,
     bonus: np.ndarray | None = None,
 ) -> dict:
-    """MAP@k and recall@k (k = [retrieval] top_k), seen, unseen and the leaderboard estimate
-    of the validation rows ranked by these embeddings (plus `bonus` per document)."""
-    k = config.retrieval.top_k
-    _, positions = fused_top_k([queries], [documents], k, bonus=bonus)
-    ranked = data.document_ids[positions.numpy()]
-    return score_report(ranked, data.val_gold, data.val_seen, k, config.evaluate.lb_unseen_share)
+    """`score_ranking` of the validation rows ranked by these embeddings (plus `bonus`)."""
+    return score_ranking(rank_embeddings(queries, documents, data, config, bonus), data, config)
 
 
 def score_model(model: SentenceTransformer, data: TrainingData, config: KitConfig) -> dict:
@@ -51,44 +68,76 @@ def score_model(model: SentenceTransformer, data: TrainingData, config: KitConfi
     return score_embeddings(*validation_embeddings(model, data, config), data, config)
 
 
+def table_row(label: dict, report: dict, config: KitConfig) -> dict:
+    """`label` followed by MAP@k, seen, unseen, the unseen share and map@k_lb of a report."""
+    key, estimate = map_key(config.retrieval.top_k), lb_key(config.retrieval.top_k)
+    return {
+        **label,
+        key: report[key],
+        "seen": report["seen"][key],
+        "unseen": report["unseen"][key],
+        "unseen_share": report["unseen_share"],
+        estimate: report[estimate],
+    }
+
+
+@dataclass(frozen=True)
+class PriorTuning:
+    """The prior to store (tuned on the whole validation fold), the table of every strength
+    on that fold, the cross-fitted row (each half of the fold ranked with the strength chosen
+    on the other half: the figure to report) and warnings (a pick at the grid's edge)."""
+
+    prior: UnseenPrior
+    table: list[dict]
+    cross_fitted: dict | None
+    notes: list[str]
+
+
 def tune_unseen_prior(
     queries: torch.Tensor, documents: torch.Tensor, data: TrainingData, config: KitConfig
-) -> tuple[UnseenPrior, list[dict]]:
+) -> PriorTuning:
     """The unseen-prior strength of `[train] unseen_prior_grid` with the best leaderboard
-    estimate on the validation rows ranked by these embeddings (the smallest on ties), and the
-    whole table: each row shows what the prior buys on unseen rows and costs on seen ones. The
-    labelled ids are those of the rows the model trained on. When the estimate is missing (the
+    estimate on the validation rows ranked by these embeddings (the smallest on ties), the
+    whole table (what each strength buys on unseen rows and costs on seen ones), and the
+    cross-fitted figure (`cross_fit`: no row scored by a strength chosen on it). The labelled
+    ids are those of the rows the model trained on. When the estimate is missing (the
     validation rows are all seen or all unseen, so there is no trade to weigh) nothing is
     tuned: the strength is `[retrieval] unseen_prior`, else 0, as with no validation rows."""
     labelled = data.labelled_ids()
-    key, estimate = map_key(config.retrieval.top_k), lb_key(config.retrieval.top_k)
-    table = []
-    for strength in config.train.unseen_prior_grid:
-        bonus = UnseenPrior(strength, labelled).bonus(data.document_ids)
-        report = score_embeddings(queries, documents, data, config, bonus)
-        table.append(
-            {
-                "unseen_prior": strength,
-                key: report[key],
-                "seen": report["seen"][key],
-                "unseen": report["unseen"][key],
-                estimate: report[estimate],
-            }
+    estimate = lb_key(config.retrieval.top_k)
+    grid = config.train.unseen_prior_grid
+    rankings = [
+        rank_embeddings(
+            queries, documents, data, config, UnseenPrior(s, labelled).bonus(data.document_ids)
         )
-    scored = [row for row in table if row[estimate] is not None]
-    if not scored:
+        for s in grid
+    ]
+    table = [
+        table_row({"unseen_prior": s}, score_ranking(r, data, config), config)
+        for s, r in zip(grid, rankings)
+    ]
+    best = best_index([row[estimate] for row in table])
+    if best is None:
         strength = config.retrieval.unseen_prior or 0.0
-        logger.warning(
-            "%s is missing (validation rows: %d seen, %d unseen): the unseen prior is not "
-            "tuned, %s is stored",
-            estimate,
-            int(data.val_seen.sum()),
-            int((~data.val_seen).sum()),
-            strength,
+        note = (
+            f"{estimate} is missing (validation rows: {int(data.val_seen.sum())} seen, "
+            f"{int((~data.val_seen).sum())} unseen): the unseen prior is not tuned, "
+            f"{strength} is stored"
         )
-        return UnseenPrior(strength, labelled), table
-    best = max(scored, key=lambda row: row[estimate])  # max keeps the first of equals
-    return UnseenPrior(best["unseen_prior"], labelled), table
+        logger.warning(note)
+        return PriorTuning(UnseenPrior(strength, labelled), table, None, [note])
+    notes = [n for n in [edge_note(grid, grid[best], "[train] unseen_prior_grid: the pick")] if n]
+    for note in notes:
+        logger.warning(note)
+    k, share = config.retrieval.top_k, config.evaluate.lb_unseen_share
+    fitted = cross_fit(
+        rankings, data.val_gold, data.val_seen, data.val_groups, k, share, config.train.seed
+    )
+    cross_fitted = None
+    if fitted is not None:
+        picks = [grid[i] for i in fitted.picks]
+        cross_fitted = table_row({"unseen_prior": f"cross-fitted {picks}"}, fitted.report, config)
+    return PriorTuning(UnseenPrior(grid[best], labelled), table, cross_fitted, notes)
 
 
 def read_history(output_dir: Path) -> list[dict]:

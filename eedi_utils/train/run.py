@@ -39,9 +39,10 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData
+from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import map_key, recall_key
-from eedi_utils.pipeline import RESOLVED_CONFIG
-from eedi_utils.prior import PRIOR_FILE, UnseenPrior, write_prior
+from eedi_utils.prior import PRIOR_FILE, UnseenPrior, read_prior, write_prior
+from eedi_utils.provenance import RESOLVED_CONFIG, read_provenance
 from eedi_utils.retrieval import encode, resolve_device
 from eedi_utils.train.data import prepare_data
 from eedi_utils.train.lora import merge_lora
@@ -50,6 +51,7 @@ from eedi_utils.train.model import base_model_path, build_model, mixed_precision
 from eedi_utils.train.report import (
     CURVES_FILE,
     METRICS_FILE,
+    PriorTuning,
     read_history,
     score_model,
     tune_unseen_prior,
@@ -69,7 +71,7 @@ RUN_ENTRIES = (
     RESOLVED_CONFIG,
 )
 """What a run writes beside the model files: any of them marks a folder as a training run's."""
-NOT_IN_NEGATIVES_KEY = ("unseen_prior_grid", "save_steps")
+NOT_IN_NEGATIVES_KEY = ("unseen_prior_grid", "unseen_prior_from", "save_steps")
 """[train] settings that cannot change a round's negatives (applied after training, or only
 when checkpoints are written); every other one is part of what made them."""
 
@@ -150,6 +152,32 @@ def differences(stored: dict, current: dict) -> list[str]:
     return found or ["another record"]
 
 
+def final_prior_strength(config: KitConfig) -> tuple[float, str]:
+    """The unseen-prior strength of a run with no validation rows, and where it came from:
+    `[retrieval] unseen_prior` when set, else the strength stored by the CV run that
+    `[train] unseen_prior_from` names (a folder of `eedi train` with a held-out fold), else 0
+    with a warning."""
+    if config.retrieval.unseen_prior is not None:
+        return config.retrieval.unseen_prior, "[retrieval] unseen_prior"
+    source = config.train.unseen_prior_from
+    if not source:
+        why = (
+            "no validation rows and neither [train] unseen_prior_from (a CV run's folder) nor "
+            "[retrieval] unseen_prior is set: 0 stored (no prior)"
+        )
+        logger.warning(why)
+        return 0.0, why
+    folder = resolve_input_path(source, dataset=config.kaggle.model_dataset)
+    provenance = read_provenance(folder)
+    prior = read_prior(folder)
+    if provenance.trained_on != "fold" or prior is None:
+        raise ValueError(
+            f"[train] unseen_prior_from = {source!r}: not a CV run of `eedi train` (a folder "
+            f"with a held-out fold and {PRIOR_FILE}): {provenance.detail}"
+        )
+    return prior.strength, f"tuned by the CV run {source} on its fold {provenance.val_fold}"
+
+
 class StopAtEpoch(TrainerCallback):
     """Ends `trainer.train()` once `epoch` epochs are done (after the epoch's checkpoint)."""
 
@@ -195,7 +223,8 @@ class RetrieverTraining:
         self.data = prepare_data(data, config)
         self.mining_calls = 0
         self.history: list[dict] = []
-        self.prior_table: list[dict] = []
+        self.prior_tuning: PriorTuning | None = None
+        self.prior_source = ""
         self.seconds = {"mining": 0.0, "training": 0.0, "evaluation": 0.0}
 
     @property
@@ -356,16 +385,30 @@ class RetrieverTraining:
         write_history(self.history, self.output_dir, top_k)
 
     def store_prior(self, model: SentenceTransformer) -> None:
-        """Tune the unseen prior on the validation rows (or take the config's value when there
-        are none) and store it, with the ids the training rows label, in the model folder."""
+        """Tune the unseen prior on the validation rows, or for a run without any take the
+        strength a CV run chose (`final_prior_strength`), and store it, with the ids the
+        training rows label and where its strength came from, in the model folder."""
         if len(self.data.val_gold):
             embeddings = validation_embeddings(model, self.data, self.config)
-            prior, self.prior_table = tune_unseen_prior(*embeddings, self.data, self.config)
-            logger.info("unseen prior %s tuned: %s", prior.strength, self.prior_table)
+            self.prior_tuning = tune_unseen_prior(*embeddings, self.data, self.config)
+            prior = self.prior_tuning.prior
+            self.prior_source = (
+                f"tuned on fold {self.config.train.val_fold} by map@25_lb "
+                "(report the cross-fitted row, not the best of the table)"
+            )
+            logger.info("unseen prior %s tuned: %s", prior.strength, self.prior_tuning.table)
         else:
-            strength = self.config.retrieval.unseen_prior or 0.0
+            strength, self.prior_source = final_prior_strength(self.config)
             prior = UnseenPrior(strength, self.data.labelled_ids())
-        write_prior(self.output_dir, prior, self.prior_table)
+        tuning = self.prior_tuning
+        write_prior(
+            self.output_dir,
+            prior,
+            self.prior_source,
+            tuning.table if tuning else None,
+            tuning.cross_fitted if tuning else None,
+            tuning.notes if tuning else None,
+        )
 
     def run(self, resume: bool = False, overwrite: bool = False) -> SentenceTransformer:
         """Train into `output_dir`, which must be empty or new unless `resume` (go on from its
