@@ -32,16 +32,17 @@ import numpy as np  # noqa: E402
 from eedi_utils.config import KitConfig, load_config, parse_toml_value  # noqa: E402
 from eedi_utils.cross_fit import cross_fit  # noqa: E402
 from eedi_utils.data import CompetitionData  # noqa: E402
+from eedi_utils.devices import cpu_runs_bf16_fast  # noqa: E402
+from eedi_utils.embedder import default_model_path, load_embedder  # noqa: E402
 from eedi_utils.merge import merge_models  # noqa: E402
 from eedi_utils.metrics import format_score, lb_key, map_key  # noqa: E402
 from eedi_utils.prior import UnseenPrior  # noqa: E402
-from eedi_utils.retrieval import cpu_runs_bf16_fast, default_model_path, load_embedder  # noqa: E402
-from eedi_utils.train.report import (  # noqa: E402
+from eedi_utils.train.retriever.report import (  # noqa: E402
     rank_embeddings,
     table_row,
     validation_embeddings,
 )
-from eedi_utils.train.run import RetrieverTraining  # noqa: E402
+from eedi_utils.train.retriever.run import RetrieverTraining  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

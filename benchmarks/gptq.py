@@ -30,7 +30,7 @@ from eedi_utils.rerank.backends import (
     smollm2_folder,
 )
 from eedi_utils.rerank.prompts import LABELS, listwise_messages
-from eedi_utils.reranker.quantize import calibration_windows, quantize_gptq
+from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from transformers import AutoTokenizer
 
 from eedi_utils.config import TextConfig
 from eedi_utils.data import CompetitionData, labelled
-from eedi_utils.retrieval import default_model_path
+from eedi_utils.embedder import default_model_path
 from eedi_utils.text import query_texts
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,15 +19,10 @@ from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.devices import resolve_device, resolve_dtype
+from eedi_utils.embedder import default_model_path, encode, load_embedder
 from eedi_utils.metrics import score_report
-from eedi_utils.retrieval import (
-    default_model_path,
-    encode,
-    fused_top_k,
-    load_embedder,
-    resolve_device,
-    resolve_dtype,
-)
+from eedi_utils.retrieval import fused_top_k
 from eedi_utils.splits import config_folds
 from eedi_utils.text import misconception_texts, query_texts
 

@@ -28,13 +28,13 @@ from sentence_transformers.sentence_transformer.training_args import BatchSample
 
 from eedi_utils.config import load_config
 from eedi_utils.data import CompetitionData
+from eedi_utils.embedder import encode
 from eedi_utils.metrics import map_key
-from eedi_utils.retrieval import encode
-from eedi_utils.train.data import prepare_data
-from eedi_utils.train.mining import mine_negatives
-from eedi_utils.train.model import build_model
-from eedi_utils.train.report import score_model
-from eedi_utils.train.run import RetrieverTraining
+from eedi_utils.train.retriever.data import prepare_data
+from eedi_utils.train.retriever.mining import mine_negatives
+from eedi_utils.train.retriever.model import build_model
+from eedi_utils.train.retriever.report import score_model
+from eedi_utils.train.retriever.run import RetrieverTraining
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,3 +1,3 @@
 """eedi-kit: retrieval, training and submission utilities for the Eedi misconception competition."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

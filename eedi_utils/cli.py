@@ -1,6 +1,9 @@
 """`eedi`: the command line over the package. Every setting a command reads from the config is
-also one of its flags, derived from the config dataclasses (`config.command_settings`):
-`[section] key` is `--key`, or `--section-key` where two of the command's sections share it."""
+also one of its flags, derived from the config dataclasses (`config.command_settings`), with
+one name in every command: `[section] key` is `--section-key` (underscores as hyphens), and a few
+everyday settings also have a short alias (`EVERYDAY_FLAGS`). The names of the previous
+release, 0.1 (`--key` where the key was unique in the command), still work in this one with a
+deprecation line (`deprecation_lines`)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eedi_utils import pipeline
+from eedi_utils import __version__, pipeline
 from eedi_utils.config import (
     ConfigError,
     KitConfig,
@@ -34,10 +37,21 @@ DATA_HELP = (
     f"folder holding the competition CSVs (Kaggle layout); default: ${DATA_DIR_VARIABLE}, "
     "then the Kaggle competition input, then the bundled sample"
 )
-NAMED_FLAGS = {("retrieval", "models"): "model", ("rerank", "enabled"): "rerank"}
+NAMED_FLAGS = {("retrieval", "models"): "--model", ("rerank", "enabled"): "--rerank"}
 """Settings whose flag is not derived from the key: `--model PATH` once per retrieval model
 folder, and `--rerank/--no-rerank` for [rerank] enabled."""
-
+EVERYDAY_FLAGS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    ("evaluate", "folds"): ("--folds", ("evaluate", "train", "train-reranker")),
+    ("train", "val_fold"): ("--val-fold", ("train",)),
+    ("train", "epochs"): ("--epochs", ("train",)),
+    ("train", "base_model"): ("--base-model", ("train",)),
+    ("retrieval", "max_seq_length"): ("--max-seq-length", ("predict", "evaluate", "train")),
+    ("retrieval", "unseen_prior"): ("--unseen-prior", ("predict", "evaluate", "train")),
+    ("retrieval", "top_k"): ("--top-k", ("predict", "evaluate")),
+}
+"""Short aliases of everyday settings, and the commands offering each: a fixed table, so a key
+added to another section never renames or removes one."""
+DEPRECATED = f"the flag name of 0.1, deprecated in {__version__} and gone in the next release"
 COMMANDS = {
     "predict": (
         "write submission.csv for DATA/test.csv",
@@ -86,19 +100,44 @@ COMMANDS = {
 }
 
 
-def _flag_names(command: str) -> dict[tuple[str, str], str]:
-    """The flag of each (section, key) the command reads."""
-    settings = command_settings(command)
+def setting_flag(section: str, key: str) -> str:
+    """The one flag of `[section] key`, the same in every command that reads it."""
+    if (section, key) in NAMED_FLAGS:
+        return NAMED_FLAGS[(section, key)]
+    return f"--{section}-{key}".replace("_", "-")
+
+
+def flag_names(command: str) -> dict[tuple[str, str], list[str]]:
+    """The flags of each (section, key) the command reads: the setting's flag, then its
+    everyday alias where the command offers one."""
+    names = {}
+    for section, setting in command_settings(command):
+        flags = [setting_flag(section, setting.name)]
+        alias, commands = EVERYDAY_FLAGS.get((section, setting.name), ("", ()))
+        if command in commands:
+            flags.append(alias)
+        names[(section, setting.name)] = flags
+    return names
+
+
+def previous_flag_names(command: str) -> dict[str, tuple[str, str]]:
+    """The previous release's flags that are no longer a setting's flag or alias, and the
+    setting each meant: `--key`, or `--section-key` where two of the command's sections shared
+    the key (so adding a key to one section could rename another's flag)."""
     stems = {
-        (section, setting.name): NAMED_FLAGS.get((section, setting.name), setting.name)
-        for section, setting in settings
+        (section, s.name): NAMED_FLAGS.get((section, s.name), s.name).lstrip("-")
+        for section, s in command_settings(command)
     }
     counts = Counter(stems.values())
-    names = {}
+    current = {flag for flags in flag_names(command).values() for flag in flags}
+    previous = {}
     for (section, key), stem in stems.items():
-        unique = counts[stem] == 1 or (section, key) in NAMED_FLAGS
-        names[(section, key)] = "--" + (stem if unique else f"{section}_{stem}").replace("_", "-")
-    return names
+        if (section, key) in NAMED_FLAGS:
+            continue
+        flag = "--" + (stem if counts[stem] == 1 else f"{section}_{stem}").replace("_", "-")
+        if flag not in current:
+            previous[flag] = (section, key)
+    return previous
 
 
 def _value_parser(hint: Any):
@@ -120,13 +159,16 @@ def _value_parser(hint: Any):
 
 
 def add_setting_flags(parser: argparse.ArgumentParser, command: str) -> None:
-    """One flag per setting the command reads; only the flags given reach the config."""
+    """One flag per setting the command reads (plus its alias, and hidden, its previous
+    release's name); only the flags given reach the config."""
     hints = {
         name: typing.get_type_hints(cls) for name, cls in typing.get_type_hints(KitConfig).items()
     }
-    flags = _flag_names(command)
+    names = flag_names(command)
+    previous: dict[tuple[str, str], list[str]] = {}
+    for flag, setting in previous_flag_names(command).items():
+        previous.setdefault(setting, []).append(flag)
     for section, setting in command_settings(command):
-        flag = flags[(section, setting.name)]
         hint = hints[section][setting.name]
         help_text = f"{setting.metadata.get('help', '')} [{section}] {setting.name}".strip()
         options: dict[str, Any] = {
@@ -134,14 +176,49 @@ def add_setting_flags(parser: argparse.ArgumentParser, command: str) -> None:
             "default": argparse.SUPPRESS,
             "help": help_text.replace("%", "%%"),  # argparse formats help with %
         }
+        action: type[argparse.Action] = argparse._StoreAction
         if (section, setting.name) == ("retrieval", "models"):
-            options.update(action="append", metavar="PATH")
+            options["metavar"], action = "PATH", argparse._AppendAction
         elif hint is bool:
-            options["action"] = argparse.BooleanOptionalAction
+            action = argparse.BooleanOptionalAction
         else:
             options["type"] = _value_parser(hint)
             options["metavar"] = setting.name.upper()
-        parser.add_argument(flag, **options)
+        flags = names[(section, setting.name)]
+        parser.add_argument(*flags, action=setting_action(action, section, setting.name), **options)
+        for old in previous.get((section, setting.name), []):
+            hidden = {**options, "help": argparse.SUPPRESS}
+            old_action = setting_action(action, section, setting.name, previous=True)
+            parser.add_argument(old, action=old_action, **hidden)
+
+
+GIVEN_AS = "_flags_given"
+"""Namespace attribute: the flag each given setting was typed as, for error messages."""
+
+
+def setting_action(
+    action: type[argparse.Action], section: str, key: str, previous: bool = False
+) -> type[argparse.Action]:
+    """`action` that records the flag a setting was given as; for a `previous` (0.1) name it
+    first prints which flag replaces it (while parsing, so a `--help` after it shows it too)."""
+
+    class Setting(action):  # type: ignore[valid-type,misc]
+        def __call__(self, parser, namespace, values, option_string=None):
+            if previous:
+                new = setting_flag(section, key)
+                if option_string and option_string.startswith("--no-"):
+                    new = f"--no-{new[2:]}"
+                print(
+                    f"eedi: warning: {option_string} is {DEPRECATED}: use {new} "
+                    f"([{section}] {key})",
+                    file=sys.stderr,
+                )
+            given = dict(getattr(namespace, GIVEN_AS, {}))
+            given[(section, key)] = option_string
+            setattr(namespace, GIVEN_AS, given)
+            super().__call__(parser, namespace, values, option_string)
+
+    return Setting
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,13 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> KitConfig:
     """The config file (or defaults) with the flags given on the command line applied."""
     overrides: dict[str, dict[str, Any]] = {}
-    flags = _flag_names(args.command)
     sources = {}
+    given = getattr(args, GIVEN_AS, {})
     for dest, value in vars(args).items():
         if "." in dest:
             section, key = dest.split(".", 1)
             overrides.setdefault(section, {})[key] = value
-            sources[(section, key)] = f"command line {flags[(section, key)]}"
+            flag = given.get((section, key)) or setting_flag(section, key)
+            sources[(section, key)] = f"command line {flag}"
     if args.quiet:
         overrides.setdefault("retrieval", {})["show_progress"] = False
         sources[("retrieval", "show_progress")] = "command line --quiet"
@@ -244,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out}", file=sys.stderr)
         return 0
     if args.command == "train":  # before loading anything
-        from eedi_utils.train.run import check_output_dir
+        from eedi_utils.train.retriever.run import check_output_dir
 
         check_output_dir(args.output_dir, args.resume, args.overwrite_output_dir)
     config = config_from_args(args)
@@ -256,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
         path = pipeline.predict(data, out, None, config)
         print(f"wrote {path}", file=sys.stderr)
     elif args.command == "train":
-        from eedi_utils.train.run import RetrieverTraining
+        from eedi_utils.train.retriever.run import RetrieverTraining
 
         training = RetrieverTraining(data, args.output_dir, config)
         training.run(resume=args.resume, overwrite=args.overwrite_output_dir)
@@ -273,7 +351,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"unseen prior stored: {stored.strength} ({training.prior_source})", file=sys.stderr)
         print(f"model saved in {args.output_dir}", file=sys.stderr)
     elif args.command == "train-reranker":
-        from eedi_utils.reranker.run import RerankerTraining
+        from eedi_utils.train.reranker.run import RerankerTraining
 
         reranker = RerankerTraining(data, args.output_dir, config)
         folder = reranker.run()

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from eedi_utils.generate.settings import GenerateConfig
+from eedi_utils.kaggle.settings import KaggleConfig
+
 NUM_PREDICTIONS = 25
 """How many ranked ids the competition scores per row (MAP@25)."""
 
@@ -29,8 +32,6 @@ COMMAND_SECTIONS = {
 """The config sections each `eedi` command reads; each of their settings is one of its flags.
 A field whose metadata names `commands` is a flag of those commands only."""
 RANKING = ("predict", "evaluate")
-PARAPHRASE = ("paraphrase",)
-SYNTHESIZE = ("synthesize",)
 NOTEBOOK_ONLY: tuple[str, ...] = ()
 
 
@@ -349,127 +350,6 @@ class TrainConfig:
 
 
 @dataclass
-class KaggleConfig:
-    """Names on Kaggle, and what the offline wheels are built for."""
-
-    username: str = field(
-        default="",
-        metadata={
-            "help": "Kaggle user owning datasets and kernels; empty: the user the kaggle CLI "
-            "authenticates as (`kaggle config view`)."
-        },
-    )
-    code_dataset: str = field(
-        default="eedi-kit-code",
-        metadata={
-            "help": "Dataset slug: this package as a wheel and the run's config (eedi-kit.toml)."
-        },
-    )
-    wheels_dataset: str = field(
-        default="eedi-kit-wheels", metadata={"help": "Dataset slug: the offline wheels."}
-    )
-    model_dataset: str = field(
-        default="eedi-kit-model", metadata={"help": "Dataset slug: the [retrieval] models."}
-    )
-    data_dataset: str = field(
-        default="eedi-kit-data", metadata={"help": "Dataset slug: [train] extra_train_files."}
-    )
-    extra_dataset_sources: list[str] = field(
-        default_factory=list,
-        metadata={"help": "More '<owner>/<slug>' datasets the kernels attach (e.g. an LLM)."},
-    )
-    model_sources: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "Kaggle Models the kernels attach ('<owner>/<model>/<framework>/"
-            "<variation>/<version>', e.g. a Qwen2.5 AWQ checkpoint for [rerank])."
-        },
-    )
-    wheel_requirements: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "More requirements for the wheels dataset beside the kit's own closure (e.g. "
-            "'openai' for [llm]); a bare name is pinned to the version installed here. The "
-            "closure of all of them over Kaggle's declared image is shipped."
-        },
-    )
-    attach_vllm_wheels: bool = field(
-        default=False,
-        metadata={
-            "help": "Attach the output of the wheels kernel (notebooks/wheels.py: vLLM built on "
-            "Kaggle's image) to the inference and train kernels, for [rerank] backend vllm."
-        },
-    )
-    platforms: list[str] = field(
-        default_factory=lambda: [
-            *(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)),
-            "manylinux2014_x86_64",
-        ],
-        metadata={
-            "help": "Wheel platform tags Kaggle's image accepts (glibc 2.35, Ubuntu 22.04), for "
-            "pip download, which matches each tag exactly (vllm 0.19.1 is manylinux_2_31)."
-        },
-    )
-
-
-@dataclass
-class GenerateConfig:
-    """LLM data generation (`eedi paraphrase`, `eedi synthesize`) through any OpenAI-compatible
-    endpoint."""
-
-    model: str = field(default="gpt-4o-mini", metadata={"help": "Model name at the endpoint."})
-    base_url: str = field(
-        default="", metadata={"help": "OpenAI-compatible server URL; empty: OpenAI's API."}
-    )
-    api_key_env: str = field(
-        default="OPENAI_API_KEY",
-        metadata={"help": "Variable holding the key (never logged); unset: 'EMPTY' (local)."},
-    )
-    n: int = field(
-        default=4,
-        metadata={"help": "Paraphrases per question and misconception.", "commands": PARAPHRASE},
-    )
-    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature."})
-    max_tokens: int = field(default=600, metadata={"help": "Completion tokens per call."})
-    concurrency: int = field(default=8, metadata={"help": "Calls in flight at once."})
-    timeout: float = field(default=60.0, metadata={"help": "Seconds per call before retrying."})
-    max_retries: int = field(
-        default=4,
-        metadata={"help": "Retries with backoff on 429 (Retry-After), 5xx, timeouts, drops."},
-    )
-    max_attempts: int = field(
-        default=3, metadata={"help": "Asks per item until its answer is usable, then recorded."}
-    )
-    max_cost: float = field(default=0.0, metadata={"help": "USD cap; 0: no cap."})
-    prices: dict[str, list[float]] = field(
-        default_factory=lambda: {
-            "gpt-4o-mini": [0.15, 0.60],
-            "gpt-4.1-mini": [0.40, 1.60],
-            "gpt-4.1-nano": [0.10, 0.40],
-            "gpt-4o": [2.50, 10.00],
-        },
-        metadata={"help": "USD per million [input, output] tokens by model; others cost 0."},
-    )
-    structured_output: bool = field(
-        default=True, metadata={"help": "Ask for a JSON schema (response_format)."}
-    )
-    per_misconception: int = field(
-        default=2,
-        metadata={"help": "New questions per misconception lacking rows.", "commands": SYNTHESIZE},
-    )
-    few_shot: int = field(
-        default=3, metadata={"help": "Real rows shown per prompt.", "commands": SYNTHESIZE}
-    )
-    judge_model: str = field(
-        default="",
-        metadata={"help": "Model judging each question; empty: model.", "commands": SYNTHESIZE},
-    )
-    seed: int = field(
-        default=42, metadata={"help": "Seed of few-shot example choice.", "commands": SYNTHESIZE}
-    )
-
-
-@dataclass
 class RerankConfig:
     """The LLM stage of inference: a hypothesis joining the query, then a rerank of the top."""
 
@@ -685,7 +565,7 @@ def _check_type(value: Any, expected: Any, where: str) -> Any:
     return value
 
 
-def _range_text(domain: tuple[float, float | None, bool]) -> str:
+def range_text(domain: tuple[float, float | None, bool]) -> str:
     low, high, low_open = domain
     if high is None:
         return f"> {low}" if low_open else f">= {low}"
@@ -697,7 +577,7 @@ def _check_range(value: Any, domain: tuple[float, float | None, bool], where: st
     if value is None:
         return
     if value < low or (low_open and value == low) or (high is not None and value > high):
-        raise ConfigError(f"{where}: {value!r} is out of range; allowed: {_range_text(domain)}")
+        raise ConfigError(f"{where}: {value!r} is out of range; allowed: {range_text(domain)}")
 
 
 def _build_section(
@@ -831,58 +711,3 @@ def parse_toml_value(text: str) -> Any:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"not a TOML value: {text!r} ({err})") from err
-
-
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is Literal:
-        return " \\| ".join(f"`{choice!r}`" for choice in typing.get_args(hint))
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(arg) for arg in typing.get_args(hint))
-    if typing.get_origin(hint) is not None:
-        arguments = ", ".join(_type_name(arg) for arg in typing.get_args(hint))
-        return f"{typing.get_origin(hint).__name__}[{arguments}]"
-    return "none" if hint is type(None) else hint.__name__
-
-
-def config_reference() -> str:
-    """docs/config.md: every section and setting with its type, default, commands and help,
-    generated from the dataclasses (scripts/write_config_reference.py writes it)."""
-    lines = [
-        "# Config reference",
-        "",
-        "Generated from `eedi_utils/config.py` by `python scripts/write_config_reference.py`;",
-        "a test keeps it in sync. One TOML file holds a section per stage; every key is",
-        "optional. A setting is also a flag of the `eedi` commands listed beside it: `--key`,",
-        "or `--section-key` where two sections of that command share the key (`[retrieval]",
-        "models` is `--model PATH`, once per folder; `[rerank] enabled` is",
-        "`--rerank/--no-rerank`). Lists and tables are given to flags in TOML syntax.",
-        "Every value is checked when the config is loaded (type, the choices and ranges in the",
-        "type column, a fold index below `[evaluate] folds`); a bad one stops the command",
-        "(exit 2) with the file or flag, section, key and what is allowed.",
-    ]
-    hints = typing.get_type_hints(KitConfig)
-    for section in dataclasses.fields(KitConfig):
-        cls = hints[section.name]
-        users = [c for c, sections in COMMAND_SECTIONS.items() if section.name in sections]
-        lines += ["", f"## [{section.name}]", "", " ".join(cls.__doc__.split()), ""]
-        lines += ["| key | type | default | commands | meaning |", "|---|---|---|---|---|"]
-        setting_hints = typing.get_type_hints(cls)
-        for setting in dataclasses.fields(cls):
-            default = (
-                setting.default_factory()
-                if setting.default_factory is not dataclasses.MISSING
-                else setting.default
-            )
-            commands = setting.metadata.get("commands", users)
-            shown = ", ".join(f"`{c}`" for c in commands) or "notebooks only"
-            if section.name == "kaggle":
-                shown = "scripts/"
-            text = " ".join(setting.metadata.get("help", "").split()).replace("|", "\\|")
-            value = repr(default).replace("|", "\\|").replace("\n", "\\n")
-            kind = _type_name(setting_hints[setting.name])
-            if (section.name, setting.name) in RANGES:
-                kind += f" {_range_text(RANGES[(section.name, setting.name)])}"
-            if setting.name == "val_fold":
-                kind += ", below [evaluate] folds"
-            lines.append(f"| `{setting.name}` | {kind} | `{value}` | {shown} | {text} |")
-    return "\n".join(lines) + "\n"

@@ -51,7 +51,7 @@ def deal(tokens: np.ndarray, n_shares: int) -> list[np.ndarray]:
 def _encode_share(
     path: str, texts: list[str], config: RetrievalConfig, device: str, tokens: int
 ) -> np.ndarray:
-    from eedi_utils.retrieval import encode, load_embedder
+    from eedi_utils.embedder import encode, load_embedder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if device.startswith("cuda"):

@@ -76,7 +76,7 @@ import json
 from eedi_utils.config import load_config, with_parameters
 from eedi_utils.data import CompetitionData
 from eedi_utils.inputs import config_file, output_dir, resolve_data_dir
-from eedi_utils.train.run import RetrieverTraining
+from eedi_utils.train.retriever.run import RetrieverTraining
 
 parameters = with_parameters(
     OVERRIDES,
@@ -102,7 +102,7 @@ print(f"model saved in {output}; seconds: {training.seconds}")
 from IPython.display import Image, display
 
 from eedi_utils.metrics import lb_key, map_key, recall_key
-from eedi_utils.train.report import CURVES_FILE
+from eedi_utils.train.retriever.report import CURVES_FILE
 
 k = config.retrieval.top_k
 key, estimate = map_key(k), lb_key(k)

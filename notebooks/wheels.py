@@ -131,7 +131,8 @@ if SMOKE_TEST:
     smoke = {"ran": True, "text": generate(folder), "gpu": torch.cuda.get_device_name()}
     print(smoke)
 
-# %% 5. GPTQ smoke test: the tiny model quantised as `eedi train-reranker --quantize-bits 4`
+# %% 5. GPTQ smoke test: the tiny model quantised as
+#      `eedi train-reranker --train-reranker-quantize-bits 4`
 # does (AutoRound, W4A16, groups of 128, symmetric, GPTQ format), then run in vLLM on this T4.
 # AutoRound is installed here only (the inference kernel needs vLLM alone); a failure is
 # recorded in the manifest, the wheels are kept.

@@ -32,16 +32,18 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # tiny_models: test fixtures built from a config
 
-from eedi_utils.config import KitConfig, RetrievalConfig, load_config  # noqa: E402
-from eedi_utils.data import CompetitionData, labelled  # noqa: E402
-from eedi_utils.inputs import sample_dir  # noqa: E402
-from eedi_utils.tiny_models import (  # noqa: E402
+from tiny_models import (  # noqa: E402
     sample_corpus,
     tiny_causal_lm,
     tiny_decoder,
     tiny_sentence_model,
 )
+
+from eedi_utils.config import KitConfig, RetrievalConfig, load_config  # noqa: E402
+from eedi_utils.data import CompetitionData, labelled  # noqa: E402
+from eedi_utils.inputs import sample_dir  # noqa: E402
 
 
 class Skip(Exception):
@@ -99,7 +101,7 @@ class Checks:
             self.need_cuda()
             if precision == "bf16" and not torch.cuda.is_bf16_supported():
                 raise Skip(f"{torch.cuda.get_device_name()} has no bf16")
-        from eedi_utils.train.run import RetrieverTraining
+        from eedi_utils.train.retriever.run import RetrieverTraining
 
         config = self.config()
         config.train.base_model = str(self.decoder)
@@ -117,7 +119,7 @@ class Checks:
             self.need_cuda()
             if importlib.util.find_spec("bitsandbytes") is None:
                 raise Skip("bitsandbytes is not importable")
-        from eedi_utils.reranker.run import RerankerTraining
+        from eedi_utils.train.reranker.run import RerankerTraining
 
         config = self.config()
         settings = config.train_reranker
@@ -139,8 +141,8 @@ class Checks:
         )
 
     def embedder_split(self) -> str:
+        from eedi_utils.embedder import encode, load_embedder
         from eedi_utils.multi_device import encode_on_devices
-        from eedi_utils.retrieval import encode, load_embedder
 
         device = self.need_gpu_or_cpu_run()
         devices = [f"cuda:{i}" for i in range(self.gpus)] if device == "cuda" else ["cpu"] * 2
@@ -160,7 +162,7 @@ class Checks:
         self.need_cuda()
         if importlib.util.find_spec("bitsandbytes") is None:
             raise Skip("bitsandbytes is not importable")
-        from eedi_utils.retrieval import encode, load_embedder
+        from eedi_utils.embedder import encode, load_embedder
 
         texts = sample_corpus()[:64]
         full = RetrievalConfig(device="cuda:0", dtype="float16", show_progress=False)
@@ -179,7 +181,7 @@ class Checks:
         folder = self.root / "decoder-embedder"
         if not folder.exists():
             from eedi_utils.config import TrainConfig
-            from eedi_utils.train.model import build_model
+            from eedi_utils.train.retriever.model import build_model
 
             build_model(TrainConfig(base_model=str(self.decoder)), 128, "cpu").save(str(folder))
         return folder
@@ -206,7 +208,7 @@ class Checks:
         if importlib.util.find_spec("auto_round") is None:
             raise Skip("auto_round is not importable (extra [quantize])")
         from eedi_utils.rerank.backends import TransformersBackend
-        from eedi_utils.reranker.quantize import calibration_windows, quantize_gptq
+        from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
 
         model = tiny_causal_lm(self.root / "causal-lm-128", sample_corpus(), hidden_size=128)
         config = self.vllm_config()

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tiny_models import sample_corpus, tiny_decoder, tiny_sentence_model
 
 from eedi_utils.inputs import sample_dir
-from eedi_utils.tiny_models import sample_corpus, tiny_decoder, tiny_sentence_model
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "eedi"

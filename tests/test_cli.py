@@ -138,26 +138,65 @@ def _flags(command: str) -> set[str]:
     return {flag for action in subparser._actions for flag in action.option_strings}
 
 
-def test_every_setting_is_exactly_one_flag_of_the_commands_that_read_it() -> None:
-    from eedi_utils.cli import _flag_names
+def test_every_setting_has_one_flag_name_in_every_command() -> None:
+    """`[section] key` is `--section-key` wherever it is read; the old derivation renamed a
+    flag by command (`--dtype` for train, `--retrieval-dtype` for predict) and whenever
+    another section gained the same key."""
+    from eedi_utils.cli import flag_names, setting_flag
     from eedi_utils.config import COMMAND_SECTIONS, command_settings
 
+    seen: dict[tuple[str, str], str] = {}
     for command in COMMAND_SECTIONS:
-        names = _flag_names(command)
-        assert len(set(names.values())) == len(names) == len(command_settings(command))
-        assert set(names.values()) <= _flags(command)
-    assert {"--n"} <= _flags("paraphrase") and "--seed" not in _flags("paraphrase")
-    assert {"--per-misconception", "--few-shot", "--judge-model", "--seed"} <= _flags("synthesize")
-    assert {"--epochs", "--train-batch-size", "--retrieval-batch-size"} <= _flags("train")
-    assert {"--model", "--rerank-model", "--rerank", "--no-rerank"} <= _flags("predict")
+        names = flag_names(command)
+        assert len(names) == len(command_settings(command))
+        flags = [flag for both in names.values() for flag in both]
+        assert len(set(flags)) == len(flags) and set(flags) <= _flags(command)
+        for setting, (flag, *_) in names.items():
+            assert seen.setdefault(setting, flag) == flag == setting_flag(*setting)
+    assert {"--generate-n"} <= _flags("paraphrase") and "--generate-seed" not in _flags(
+        "paraphrase"
+    )
+    assert {"--generate-per-misconception", "--generate-judge-model"} <= _flags("synthesize")
+    assert {"--epochs", "--train-epochs", "--train-batch-size", "--retrieval-dtype"} <= _flags(
+        "train"
+    )
+    assert {"--model", "--rerank-model", "--rerank", "--no-rerank", "--top-k"} <= _flags("predict")
     assert "--epochs" not in _flags("predict") and "--model" not in _flags("train")
+    assert "--val-fold" not in _flags("train-reranker")  # two val_folds there: qualified only
+    assert {"--train-val-fold", "--train-reranker-val-fold"} <= _flags("train-reranker")
+
+
+def test_the_previous_flag_names_still_work_with_a_deprecation_line(capsys) -> None:
+    from eedi_utils.cli import build_parser, config_from_args
+
+    argv = [
+        "train",
+        "--output-dir",
+        "x",
+        "--dtype",
+        "float32",
+        "--lora-r",
+        "8",
+        "--no-show-progress",
+    ]
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    assert config.retrieval.dtype == "float32" and config.train.lora_r == 8
+    assert config.retrieval.show_progress is False
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    err = capsys.readouterr().err
+    assert "--dtype is the flag name of 0.1" in err and "use --retrieval-dtype" in err
+    assert "--lora-r is the flag name of 0.1" in err and "use --train-lora-r" in err
+    assert "use --no-retrieval-show-progress ([retrieval] show_progress)" in err
+    assert "--dtype" not in build_parser().format_help()
 
 
 def test_synthesize_refuses_paraphrase_only_flags(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["synthesize", "--out", "x", "--n", "3", "--dry-run"])
+        main(["synthesize", "--out", "x", "--generate-n", "3", "--dry-run"])
     assert exit_info.value.code == 2
-    assert "unrecognized arguments: --n 3" in capsys.readouterr().err  # not an abbreviation
+    assert "unrecognized arguments: --generate-n 3" in capsys.readouterr().err
 
 
 def test_flags_override_the_config_file_and_only_when_given(tmp_path) -> None:
@@ -166,8 +205,8 @@ def test_flags_override_the_config_file_and_only_when_given(tmp_path) -> None:
     config = tmp_path / "kit.toml"
     config.write_text('[retrieval]\nbatch_size = 4\ntop_k = 30\n[rerank]\nmodel = "llm"\n')
     args = build_parser().parse_args(
-        ["predict", "--config", str(config), "--top-k", "10", "--windows", "[[1, 5]]"]
-        + ["--rerank", "--model", "a", "--model", "b", "--no-reverse-pass"]
+        ["predict", "--config", str(config), "--top-k", "10", "--rerank-windows", "[[1, 5]]"]
+        + ["--rerank", "--model", "a", "--model", "b", "--no-rerank-reverse-pass"]
     )
     built = config_from_args(args)
     assert built.retrieval.batch_size == 4 and built.retrieval.top_k == 10
@@ -178,7 +217,7 @@ def test_flags_override_the_config_file_and_only_when_given(tmp_path) -> None:
 
 def test_a_malformed_list_flag_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["predict", "--windows", "[[1, 5]"])
+        main(["predict", "--rerank-windows", "[[1, 5]"])
     assert exit_info.value.code == 2
     assert "not a TOML value" in capsys.readouterr().err
 

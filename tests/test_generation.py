@@ -16,12 +16,13 @@ import pytest
 from llm_server import FakeLLM
 from test_notebook import execute, paraphrase_notebook
 
-from eedi_utils.config import GenerateConfig, KitConfig
+from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.generate.cache import JsonlCache, cache_key
 from eedi_utils.generate.paraphrase import paraphrase, usable_paraphrases
+from eedi_utils.generate.settings import GenerateConfig
 from eedi_utils.generate.synthesize import synthesize, unseen_misconceptions
-from eedi_utils.train.data import prepare_data
+from eedi_utils.train.retriever.data import prepare_data
 
 
 @pytest.fixture()
@@ -216,9 +217,17 @@ def test_missing_key_is_a_clear_error(tmp_path, sample) -> None:
 def test_killed_run_resumes_without_losing_or_repeating_work(tmp_path, sample) -> None:
     secret = "sk-test-do-not-print-0123456789"
     out = tmp_path / "out"
-    args = ["paraphrase", "--data-dir", str(sample), "--out", str(out), "--concurrency", "2"]
+    args = [
+        "paraphrase",
+        "--data-dir",
+        str(sample),
+        "--out",
+        str(out),
+        "--generate-concurrency",
+        "2",
+    ]
     with FakeLLM(delay=0.05) as slow:
-        args += ["--base-url", slow.base_url, "--model", "test-model"]
+        args += ["--generate-base-url", slow.base_url, "--generate-model", "test-model"]
         first = eedi(*args, OPENAI_API_KEY=secret)
         cache = out / "cache.jsonl"
         deadline = time.time() + 120

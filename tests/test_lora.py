@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from eedi_utils.config import RetrievalConfig, TrainConfig
-from eedi_utils.retrieval import encode, load_embedder
+from eedi_utils.embedder import encode, load_embedder
 from eedi_utils.train.lora import lora_targets, merge_lora
-from eedi_utils.train.model import build_model
+from eedi_utils.train.retriever.model import build_model
 
 TEXTS = [
     "Believes a fraction gets bigger when its denominator grows",

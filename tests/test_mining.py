@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from eedi_utils.train.mining import mine_negatives
+from eedi_utils.train.retriever.mining import mine_negatives
 
 
 def unit(rows: list[list[float]]) -> torch.Tensor:

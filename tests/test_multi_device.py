@@ -11,8 +11,9 @@ import torch
 
 from eedi_utils.config import RetrievalConfig, TextConfig
 from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.embedder import encode, load_embedder
 from eedi_utils.multi_device import deal, encode_on_devices, estimate, token_counts
-from eedi_utils.retrieval import encode, load_embedder, retrieve
+from eedi_utils.retrieval import retrieve
 from eedi_utils.text import misconception_texts, query_texts
 
 

@@ -25,7 +25,7 @@ from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData
 from eedi_utils.inputs import COMPETITION
 from eedi_utils.submission import read_submission, validate_submission
-from eedi_utils.train.data import prepare_data
+from eedi_utils.train.retriever.data import prepare_data
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOK = NOTEBOOKS / "inference.py"

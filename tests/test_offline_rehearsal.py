@@ -31,7 +31,6 @@ import nbformat
 import pytest
 from test_notebook import assert_valid_submission
 
-from eedi_utils.config import KaggleConfig
 from eedi_utils.inputs import COMPETITION, CONFIG_FILE_NAME
 from eedi_utils.kaggle.datasets import (
     BOOTSTRAP,
@@ -42,6 +41,7 @@ from eedi_utils.kaggle.datasets import (
 )
 from eedi_utils.kaggle.image import KaggleImage
 from eedi_utils.kaggle.kernels import build_notebook
+from eedi_utils.kaggle.settings import KaggleConfig
 
 PROJECT = Path(__file__).resolve().parents[1]
 OFFLINE = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "offline"]

@@ -15,7 +15,7 @@ from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.pipeline import evaluate, rank_misconceptions
 from eedi_utils.prior import PRIOR_FILE, UnseenPrior, read_prior, write_prior
-from eedi_utils.train.run import RetrieverTraining
+from eedi_utils.train.retriever.run import RetrieverTraining
 
 
 def test_bonus_goes_to_never_labelled_ids_only() -> None:
@@ -113,9 +113,9 @@ def test_with_the_estimate_missing_nothing_is_tuned_and_reports_still_draw(tmp_p
     and the curves, the CLI summary and the benchmark table show it as missing."""
     from eedi_utils.cli import summary
     from eedi_utils.metrics import format_score
-    from eedi_utils.train.data import TrainingData
-    from eedi_utils.train.plots import plot_training
-    from eedi_utils.train.report import tune_unseen_prior
+    from eedi_utils.train.retriever.data import TrainingData
+    from eedi_utils.train.retriever.plots import plot_training
+    from eedi_utils.train.retriever.report import tune_unseen_prior
 
     rng = np.random.default_rng(0)
     documents = torch.nn.functional.normalize(torch.tensor(rng.normal(size=(30, 8))), dim=1)

@@ -26,8 +26,8 @@ from eedi_utils.rerank.backends import (
 )
 from eedi_utils.rerank.prompts import LABELS, YES_NO, pointwise_messages
 from eedi_utils.rerank.scoring import rerank
-from eedi_utils.reranker.examples import listwise_examples, pointwise_groups
-from eedi_utils.reranker.loss import (
+from eedi_utils.train.reranker.examples import listwise_examples, pointwise_groups
+from eedi_utils.train.reranker.loss import (
     ChoiceTrainer,
     ListwiseCollator,
     PointwiseCollator,
@@ -246,7 +246,7 @@ def test_gptq_reranker_is_4_bit_and_ranks_as_the_trained_one(
     backend, loading it through AutoRound's kernels, ranks held-out rows as the fp32 one."""
     from safetensors import safe_open
 
-    from eedi_utils.reranker.quantize import calibration_windows, quantize_gptq
+    from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
 
     trained, _, groups = pointwise_reranker
     prompts = [prompt for group in groups for prompt in group.prompts]
@@ -276,7 +276,7 @@ def test_gptq_reranker_is_4_bit_and_ranks_as_the_trained_one(
 
 
 def test_calibration_windows_are_consecutive_tokens_of_the_prompts() -> None:
-    from eedi_utils.reranker.quantize import calibration_windows
+    from eedi_utils.train.reranker.quantize import calibration_windows
 
     prompts = [[p * 100 + t for t in range(30 + p)] for p in range(10)]
     windows = calibration_windows(prompts, 16, 5, seed=3)
@@ -317,9 +317,9 @@ def test_candidates_come_from_the_retriever_that_never_saw_the_row(
     from eedi_utils import pipeline
     from eedi_utils.config import load_config
     from eedi_utils.data import CompetitionData, labelled
-    from eedi_utils.reranker.candidates import out_of_fold_candidates
-    from eedi_utils.retrieval import default_model_path
+    from eedi_utils.embedder import default_model_path
     from eedi_utils.splits import config_folds
+    from eedi_utils.train.reranker.candidates import out_of_fold_candidates
 
     data = CompetitionData(sample)
     retrievers = [str(tiny_model), str(default_model_path())]
@@ -347,8 +347,8 @@ def test_an_unfinished_fold_retriever_is_not_silently_picked_up(
 ) -> None:
     from eedi_utils.config import KitConfig
     from eedi_utils.data import CompetitionData, labelled
-    from eedi_utils.reranker.candidates import fold_retrievers
     from eedi_utils.splits import config_folds
+    from eedi_utils.train.reranker.candidates import fold_retrievers
 
     data = CompetitionData(sample)
     config = KitConfig()
@@ -369,7 +369,7 @@ def test_fold_retrievers_must_have_held_out_their_fold(tiny_model: Path, tmp_pat
     import shutil
 
     from eedi_utils.config import KitConfig
-    from eedi_utils.reranker.candidates import check_fold_retrievers
+    from eedi_utils.train.reranker.candidates import check_fold_retrievers
 
     config = KitConfig()
     config.evaluate.folds = 2
@@ -408,21 +408,23 @@ def test_eedi_train_reranker_saves_a_model_the_rerank_stage_loads(
     from eedi_utils.cli import main
     from eedi_utils.config import load_config
     from eedi_utils.data import CompetitionData
-    from eedi_utils.reranker.run import METRICS_FILE
-    from eedi_utils.retrieval import default_model_path
+    from eedi_utils.embedder import default_model_path
+    from eedi_utils.train.reranker.run import METRICS_FILE
 
     out = tmp_path / "reranker"
     code = main([
         "train-reranker", "--quiet", "--data-dir", str(sample), "--output-dir", str(out),
         "--train-reranker-base-model", str(tiny_llm),
-        "--retrievers", f'["{default_model_path()}"]',  # trained on no train row
-        "--train-reranker-mode", "pointwise", "--group-size", "4",
+        "--train-reranker-retrievers", f'["{default_model_path()}"]',  # trained on no train row
+        "--train-reranker-mode", "pointwise", "--train-reranker-group-size", "4",
         "--train-reranker-lora-r", "4", "--train-reranker-batch-size", "4",
-        "--gradient-accumulation-steps", "1", "--save-dtype", "float32",
-        "--windows", "[[1, 4]]", "--no-reverse-pass", "--rerank-dtype", "float32",
+        "--train-reranker-gradient-accumulation-steps", "1",
+        "--train-reranker-save-dtype", "float32",
+        "--rerank-windows", "[[1, 4]]", "--no-rerank-reverse-pass", "--rerank-dtype", "float32",
         "--folds", "3",
-        "--quantize-bits", "4", "--quantize-group-size", "64", "--quantize-iters", "2",
-        "--quantize-samples", "4", "--quantize-seqlen", "64",
+        "--train-reranker-quantize-bits", "4", "--train-reranker-quantize-group-size", "64",
+        "--train-reranker-quantize-iters", "2",
+        "--train-reranker-quantize-samples", "4", "--train-reranker-quantize-seqlen", "64",
     ])  # fmt: skip
     assert code == 0
     metrics = json.loads((out / METRICS_FILE).read_text())

@@ -10,15 +10,10 @@ import torch
 
 from eedi_utils.config import ConfigError, KitConfig, RetrievalConfig, config_from_dict
 from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.devices import resolve_dtype
+from eedi_utils.embedder import encode, load_embedder
 from eedi_utils.metrics import map_at_k
-from eedi_utils.retrieval import (
-    encode,
-    fused_top_k,
-    load_embedder,
-    reciprocal_rank_fusion,
-    resolve_dtype,
-    retrieve,
-)
+from eedi_utils.retrieval import fused_top_k, reciprocal_rank_fusion, retrieve
 from eedi_utils.text import misconception_texts, query_texts
 
 

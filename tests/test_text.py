@@ -50,7 +50,7 @@ def test_a_cut_at_max_seq_length_keeps_the_answers(sample) -> None:
     from transformers import AutoTokenizer
 
     from eedi_utils.config import RetrievalConfig
-    from eedi_utils.retrieval import default_model_path
+    from eedi_utils.embedder import default_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
     long = CompetitionData(sample).train().head(8).copy()

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from transformers import TrainerCallback
 
-import eedi_utils.train.run as training
+import eedi_utils.train.retriever.run as training
 from eedi_utils.cli import main
 from eedi_utils.config import KitConfig
 from eedi_utils.data import SOURCE_COLUMN, CompetitionData, DataError, labelled
 from eedi_utils.splits import config_folds
 from eedi_utils.submission import read_submission, validate_submission
-from eedi_utils.train.data import prepare_data
-from eedi_utils.train.run import RetrieverTraining, mining_round
+from eedi_utils.train.retriever.data import prepare_data
+from eedi_utils.train.retriever.run import RetrieverTraining, mining_round
 
 
 def tiny_config(model, **train) -> KitConfig:
@@ -344,7 +344,7 @@ def test_negatives_made_another_way_are_mined_again(
 
     changed = tiny_config(tiny_model, epochs=2, n_negatives=2, remine_every=0)
     resumed = RetrieverTraining(data, out, changed)
-    with caplog.at_level("WARNING", logger="eedi_utils.train.run"):
+    with caplog.at_level("WARNING", logger="eedi_utils.train.retriever.run"):
         resumed.run(resume=True)
     assert resumed.mining_calls == 1  # the 1-negative file was not used for 2 negatives
     assert np.load(out / "negatives" / "round-0.npy").shape[1] == 2
@@ -358,12 +358,12 @@ def test_negatives_made_another_way_are_mined_again(
     resumed.mine(model, 0)
     assert resumed.mining_calls == calls
     (out / "negatives" / "round-0.json").unlink()
-    with caplog.at_level("WARNING", logger="eedi_utils.train.run"):
+    with caplog.at_level("WARNING", logger="eedi_utils.train.retriever.run"):
         resumed.mine(model, 0)
     assert resumed.mining_calls == calls + 1
     assert "no record of what made them" in caplog.text
     changed.train.val_fold = 1
     other_rows = RetrieverTraining(data, out, changed)
-    with caplog.at_level("WARNING", logger="eedi_utils.train.run"):
+    with caplog.at_level("WARNING", logger="eedi_utils.train.retriever.run"):
         other_rows.mine(model, 0)
     assert other_rows.mining_calls == 1 and "the training rows or their texts" in caplog.text

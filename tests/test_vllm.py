@@ -87,11 +87,13 @@ def run_engine(tmp_path: Path, job: dict) -> dict:
 
 
 def test_vllm_scores_the_gptq_reranker_as_the_transformers_backend(tmp_path, sample) -> None:
-    """`eedi train-reranker --quantize-bits 4`'s output format (AutoRound's GPTQ, groups of
-    128) loads in vLLM, which is what a T4 runs it with, and scores the listwise prompts as the
-    kit's transformers backend scores the same folder (AutoRound's kernels), both in fp16."""
-    from eedi_utils.reranker.quantize import calibration_windows, quantize_gptq
-    from eedi_utils.tiny_models import sample_corpus, tiny_causal_lm
+    """`eedi train-reranker --train-reranker-quantize-bits 4`'s output format (AutoRound's
+    GPTQ, groups of 128) loads in vLLM, which is what a T4 runs it with, and scores the
+    listwise prompts as the kit's transformers backend scores the same folder (AutoRound's
+    kernels), both in fp16."""
+    from tiny_models import sample_corpus, tiny_causal_lm
+
+    from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
 
     model = tiny_causal_lm(tmp_path / "lm", sample_corpus(sample), 2048, hidden_size=128)
     data = CompetitionData(sample)
@@ -205,10 +207,18 @@ def eedi(*args: str) -> subprocess.CompletedProcess:
 def test_paraphrase_and_synthesize_against_vllm_server(tmp_path, small_data, vllm_server):
     config = tmp_path / "kit.toml"
     config.write_text("[generate]\nmax_tokens = 160\nconcurrency = 4\nper_misconception = 1\n")
-    common = ["--base-url", vllm_server, "--model", "smollm2", "--config", str(config)]
+    common = ["--generate-base-url", vllm_server, "--generate-model", "smollm2"]
+    common += ["--config", str(config)]
     para = tmp_path / "para"
     result = eedi(
-        "paraphrase", "--data-dir", str(small_data), "--out", str(para), "--n", "2", *common
+        "paraphrase",
+        "--data-dir",
+        str(small_data),
+        "--out",
+        str(para),
+        "--generate-n",
+        "2",
+        *common,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     data = CompetitionData(small_data)
@@ -224,7 +234,14 @@ def test_paraphrase_and_synthesize_against_vllm_server(tmp_path, small_data, vll
 
     again = summary(
         eedi(
-            "paraphrase", "--data-dir", str(small_data), "--out", str(para), "--n", "2", *common
+            "paraphrase",
+            "--data-dir",
+            str(small_data),
+            "--out",
+            str(para),
+            "--generate-n",
+            "2",
+            *common,
         ).stdout
     )
     assert again["cached"] == counts["done"] and again["calls"] <= 3 * counts["failed"]

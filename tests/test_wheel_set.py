@@ -25,7 +25,6 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from eedi_utils.config import KaggleConfig
 from eedi_utils.kaggle.closure import Wheel, read_wheels, unmet_requirements
 from eedi_utils.kaggle.datasets import (
     CONSTRAINTS_FILE,
@@ -34,6 +33,7 @@ from eedi_utils.kaggle.datasets import (
     resolve_wheel_set,
 )
 from eedi_utils.kaggle.image import IMAGE_FILE, KaggleImage
+from eedi_utils.kaggle.settings import KaggleConfig
 
 PROJECT = Path(__file__).resolve().parents[1]
 PIP_LOCAL = ["--no-index", "--find-links"]

@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from eedi_utils.config import ConfigError, GenerateConfig
+from eedi_utils.config import ConfigError
 from eedi_utils.extras import require
+from eedi_utils.generate.settings import GenerateConfig
 from eedi_utils.text import Messages
 
 openai = require("openai", "LLM data generation (eedi paraphrase, eedi synthesize)")

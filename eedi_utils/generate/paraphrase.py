@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from eedi_utils.config import GenerateConfig
 from eedi_utils.data import (
     GENERATED_COLUMN,
     SOURCE_COLUMN,
@@ -30,6 +29,7 @@ from eedi_utils.generate.runner import (
     parse_json,
     run_job,
 )
+from eedi_utils.generate.settings import GenerateConfig
 from eedi_utils.text import chat
 
 PROMPT_VERSION = "paraphrase-v1"

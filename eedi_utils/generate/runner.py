@@ -17,10 +17,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from eedi_utils.config import GenerateConfig
 from eedi_utils.extras import require
 from eedi_utils.generate.cache import JsonlCache
 from eedi_utils.generate.client import ChatClient, Completion, CostMeter
+from eedi_utils.generate.settings import GenerateConfig
 from eedi_utils.text import Messages
 
 openai = require("openai", "LLM data generation (eedi paraphrase, eedi synthesize)")

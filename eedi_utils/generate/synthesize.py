@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eedi_utils.config import GenerateConfig
 from eedi_utils.data import (
     GENERATED_COLUMN,
     SOURCE_COLUMN,
@@ -36,6 +35,7 @@ from eedi_utils.generate.runner import (
     parse_json,
     run_job,
 )
+from eedi_utils.generate.settings import GenerateConfig
 from eedi_utils.text import chat
 
 PROMPT_VERSION = "synthesize-v1"

@@ -31,8 +31,8 @@ from transformers import (
 )
 
 from eedi_utils.config import RerankConfig
+from eedi_utils.devices import resolve_device, resolve_dtype
 from eedi_utils.extras import require
-from eedi_utils.retrieval import resolve_device, resolve_dtype
 from eedi_utils.text import Messages
 
 

@@ -1,1 +1,2 @@
-"""Fine-tuning a retriever: training rows, hard-negative mining, LoRA, the epoch loop, curves."""
+"""Training: `retriever/` fine-tunes the embedding model (`eedi train`), `reranker/` the LLM
+that reranks its candidates (`eedi train-reranker`); `lora` serves both."""

@@ -15,7 +15,7 @@ import torch
 from transformers import Trainer
 
 from eedi_utils.rerank.backends import left_pad, next_token_logits
-from eedi_utils.reranker.examples import ListwiseExample, PointwiseGroup
+from eedi_utils.train.reranker.examples import ListwiseExample, PointwiseGroup
 
 
 class ListwiseCollator:

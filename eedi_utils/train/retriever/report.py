@@ -13,11 +13,12 @@ from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import KitConfig
 from eedi_utils.cross_fit import best_index, cross_fit, edge_note
+from eedi_utils.embedder import encode
 from eedi_utils.metrics import lb_key, map_key, score_report
 from eedi_utils.prior import UnseenPrior
-from eedi_utils.retrieval import encode, fused_top_k
-from eedi_utils.train.data import TrainingData
-from eedi_utils.train.plots import plot_training
+from eedi_utils.retrieval import fused_top_k
+from eedi_utils.train.retriever.data import TrainingData
+from eedi_utils.train.retriever.plots import plot_training
 
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"

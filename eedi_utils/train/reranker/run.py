@@ -25,24 +25,24 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, T
 
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData, labelled
+from eedi_utils.devices import quantization_kwargs, resolve_device, resolve_dtype
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import lb_key, score_report
 from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.rerank.backends import padding_id, single_token_ids
 from eedi_utils.rerank.prompts import LABELS, YES_NO
-from eedi_utils.reranker.candidates import out_of_fold_candidates
-from eedi_utils.reranker.examples import (
+from eedi_utils.splits import config_folds
+from eedi_utils.train.lora import lora_config
+from eedi_utils.train.reranker.candidates import out_of_fold_candidates
+from eedi_utils.train.reranker.examples import (
     ListwiseExample,
     PointwiseGroup,
     listwise_examples,
     pointwise_groups,
 )
-from eedi_utils.reranker.loss import ChoiceTrainer, ListwiseCollator, PointwiseCollator
-from eedi_utils.reranker.quantize import calibration_windows, quantize_gptq
-from eedi_utils.retrieval import quantization_kwargs, resolve_device, resolve_dtype
-from eedi_utils.splits import config_folds
-from eedi_utils.train.lora import lora_config
-from eedi_utils.train.model import mixed_precision_flags
+from eedi_utils.train.reranker.loss import ChoiceTrainer, ListwiseCollator, PointwiseCollator
+from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
+from eedi_utils.train.retriever.model import mixed_precision_flags
 
 logger = logging.getLogger(__name__)
 MODEL_FOLDER = "model"

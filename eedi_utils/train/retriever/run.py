@@ -39,16 +39,17 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData
+from eedi_utils.devices import resolve_device
+from eedi_utils.embedder import encode
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import map_key, recall_key
 from eedi_utils.prior import PRIOR_FILE, UnseenPrior, read_prior, write_prior
 from eedi_utils.provenance import RESOLVED_CONFIG, read_provenance
-from eedi_utils.retrieval import encode, resolve_device
-from eedi_utils.train.data import prepare_data
 from eedi_utils.train.lora import merge_lora
-from eedi_utils.train.mining import mine_negatives
-from eedi_utils.train.model import base_model_path, build_model, mixed_precision_flags
-from eedi_utils.train.report import (
+from eedi_utils.train.retriever.data import prepare_data
+from eedi_utils.train.retriever.mining import mine_negatives
+from eedi_utils.train.retriever.model import base_model_path, build_model, mixed_precision_flags
+from eedi_utils.train.retriever.report import (
     CURVES_FILE,
     METRICS_FILE,
     PriorTuning,

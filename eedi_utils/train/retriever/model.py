@@ -10,8 +10,9 @@ from sentence_transformers.sentence_transformer import modules
 from transformers import AutoConfig
 
 from eedi_utils.config import TrainConfig
+from eedi_utils.devices import quantization_kwargs, resolve_dtype
+from eedi_utils.embedder import default_model_path
 from eedi_utils.inputs import resolve_input_path
-from eedi_utils.retrieval import default_model_path, quantization_kwargs, resolve_dtype
 from eedi_utils.train.lora import DECODER_TYPES, add_lora
 
 

@@ -44,7 +44,7 @@ def fold_retrievers(
         chosen = [given[0]] * len(folds) if len(given) == 1 else list(given)
         check_fold_retrievers(chosen, config)
         return chosen
-    from eedi_utils.train.run import OutputDirNotEmpty, RetrieverTraining
+    from eedi_utils.train.retriever.run import OutputDirNotEmpty, RetrieverTraining
 
     paths = []
     for fold in folds:

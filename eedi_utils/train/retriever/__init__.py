@@ -1,0 +1,1 @@
+"""Fine-tuning a retriever: training rows, hard-negative mining, the epoch loop, reports."""
