@@ -135,7 +135,10 @@ print(
 )
 print(f"every setting of this run: {output / RESOLVED_CONFIG}")
 if config.train.val_fold >= 0:
-    print(f"next, the final run: VAL_FOLD = -1, UNSEEN_PRIOR_FROM = {str(output)!r}, nothing else")
+    print(
+        f"next, the final run: VAL_FOLD = -1, UNSEEN_PRIOR_FROM = {str(output)!r}, nothing else "
+        f"(where this folder is gone, as in a new Kaggle session: UNSEEN_PRIOR = {prior.strength})"
+    )
 else:
     print(
         f"the model to submit: [retrieval] models = [its folder] ({output} here, "
