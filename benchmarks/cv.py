@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from eedi_utils.config import KitConfig, load_config, parse_toml_value  # noqa: E402
-from eedi_utils.cross_fit import cross_fit  # noqa: E402
+from eedi_utils.cross_fit import cross_fit, edge_note  # noqa: E402
 from eedi_utils.data import CompetitionData  # noqa: E402
 from eedi_utils.devices import cpu_runs_bf16_fast  # noqa: E402
 from eedi_utils.embedder import default_model_path, load_embedder  # noqa: E402
@@ -74,9 +74,15 @@ def overrides(pairs: list[str]) -> dict[str, dict]:
 
 
 def cross_fitted_row(
-    name: str, candidates: dict[str, np.ndarray], training: RetrieverTraining, config: KitConfig
+    name: str,
+    candidates: dict[tuple[float, float], np.ndarray],
+    training: RetrieverTraining,
+    config: KitConfig,
+    alphas: list[float],
 ) -> dict:
-    """The row of rankings chosen by cross-fitting among `candidates` (label: ranking)."""
+    """The row of rankings chosen by cross-fitting among `candidates` ((WiSE-FT alpha, prior
+    strength): ranking of the validation rows), with a note for each pick at the edge of its
+    grid (alpha 1, no interpolation, is the natural end of its own)."""
     data = training.data
     labels, rankings = list(candidates), list(candidates.values())
     k, share = config.retrieval.top_k, config.evaluate.lb_unseen_share
@@ -85,9 +91,17 @@ def cross_fitted_row(
     )
     if fitted is None:  # a half with no seen or no unseen rows: nothing to choose by
         missing = {"seen": None, "unseen": None, map_key(): None, lb_key(): None}
-        return {"row": f"{name}: no estimate to choose by", **missing}
+        return {"row": name, "picks": "no estimate to choose by", **missing}
     picks = [labels[i] for i in fitted.picks]
-    return table_row({"row": name, "picks": picks}, fitted.report, config)
+    notes = []
+    for alpha, strength in picks:
+        notes.append(edge_note(config.train.unseen_prior_grid, strength, f"{name}: prior"))
+        if alpha < 1.0:
+            notes.append(edge_note(alphas, alpha, f"{name}: WiSE-FT alpha"))
+    notes = sorted({n for n in notes if n})
+    for note in notes:
+        logging.warning(note)
+    return table_row({"row": name, "picks": picks, "notes": notes}, fitted.report, config)
 
 
 def fold_rows(
@@ -105,9 +119,9 @@ def fold_rows(
     labelled = training.data.labelled_ids()
     ids = training.data.document_ids
 
-    def priored(embeddings, alpha: float) -> dict[str, np.ndarray]:
+    def priored(embeddings, alpha: float) -> dict[tuple[float, float], np.ndarray]:
         return {
-            f"alpha {alpha}, prior {s}": rank_embeddings(
+            (alpha, s): rank_embeddings(
                 *embeddings, training.data, config, UnseenPrior(s, labelled).bonus(ids)
             )
             for s in grid
@@ -117,15 +131,17 @@ def fold_rows(
     rows = [
         table_row({"row": "zero-shot"}, training.history[0], config),
         table_row({"row": "fine-tuned, no prior"}, training.history[-1], config),
-        cross_fitted_row("+ unseen prior, cross-fitted", tuned, training, config),
+        cross_fitted_row("+ unseen prior, cross-fitted", tuned, training, config, [1.0]),
     ]
     base = str(config.train.base_model or default_model_path())
     every = dict(tuned)
-    for alpha in parse_toml_value(args.alphas):
+    alphas = parse_toml_value(args.alphas)
+    for alpha in alphas:
         merged = merge_models([str(out)], out.parent / f"fold-{fold}-wise{alpha}", base, alpha)
         wise = load_embedder(merged, config.retrieval)
         every |= priored(validation_embeddings(wise, training.data, config), alpha)
-    rows.append(cross_fitted_row("+ WiSE-FT and prior, cross-fitted", every, training, config))
+    name = "+ WiSE-FT and prior, cross-fitted"
+    rows.append(cross_fitted_row(name, every, training, config, [*alphas, 1.0]))
     share = training.history[-1]["unseen_share"]
     command = f"python benchmarks/cv.py --variant {variant} --folds {fold}" + (
         f" --set {' '.join(args.set)}" if args.set else ""
@@ -178,6 +194,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
+    if "val_fold" in overrides(args.set).get("train", {}):
+        parser.error("the folds held out are --folds K [K ...], not --set train.val_fold")
     data = CompetitionData(args.data_dir)
     rows = []
     for fold in args.folds:

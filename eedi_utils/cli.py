@@ -3,7 +3,7 @@ also one of its flags, derived from the config dataclasses (`config.command_sett
 one name in every command: `[section] key` is `--section-key` (underscores as hyphens), and a few
 everyday settings also have a short alias (`EVERYDAY_FLAGS`). The names of the previous
 release, 0.1 (`--key` where the key was unique in the command), still work in this one with a
-deprecation line (`deprecation_lines`)."""
+deprecation line (`deprecated_flags.PREVIOUS_FLAGS`, `setting_action`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import logging
 import sys
 import types
 import typing
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from eedi_utils.config import (
     parse_toml_value,
 )
 from eedi_utils.data import CompetitionData, DataError
+from eedi_utils.deprecated_flags import PREVIOUS_FLAGS
 from eedi_utils.extras import MissingExtra
 from eedi_utils.inputs import DATA_DIR_VARIABLE, output_dir, resolve_data_dir
 from eedi_utils.metrics import lb_key, map_key
@@ -61,7 +61,9 @@ COMMANDS = {
     "evaluate": (
         "score retrieval on train.csv by grouped CV; prints JSON",
         "Score retrieval on the labelled rows of train.csv, split into folds grouped by "
-        "QuestionId; prints MAP@25, recall@25 and n, overall and for rows whose misconception "
+        "[evaluate] group_by (ConstructId), never on rows a fine-tuned --model trained on: such "
+        "a model scores only the fold it held out (from its resolved_config.json); prints "
+        "MAP@25, recall@25 and n, overall and for rows whose misconception "
         "is seen vs unseen in the fold's training side.",
     ),
     "train": (
@@ -121,23 +123,9 @@ def flag_names(command: str) -> dict[tuple[str, str], list[str]]:
 
 
 def previous_flag_names(command: str) -> dict[str, tuple[str, str]]:
-    """The previous release's flags that are no longer a setting's flag or alias, and the
-    setting each meant: `--key`, or `--section-key` where two of the command's sections shared
-    the key (so adding a key to one section could rename another's flag)."""
-    stems = {
-        (section, s.name): NAMED_FLAGS.get((section, s.name), s.name).lstrip("-")
-        for section, s in command_settings(command)
-    }
-    counts = Counter(stems.values())
-    current = {flag for flags in flag_names(command).values() for flag in flags}
-    previous = {}
-    for (section, key), stem in stems.items():
-        if (section, key) in NAMED_FLAGS:
-            continue
-        flag = "--" + (stem if counts[stem] == 1 else f"{section}_{stem}").replace("_", "-")
-        if flag not in current:
-            previous[flag] = (section, key)
-    return previous
+    """The 0.1 flags of `command` that 0.2 renamed, and the setting each means
+    (`deprecated_flags`, frozen: no setting added later gets one)."""
+    return PREVIOUS_FLAGS.get(command, {})
 
 
 def _value_parser(hint: Any):
@@ -262,7 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
                 help="default: ./submission.csv (/kaggle/working/submission.csv on Kaggle)",
             )
         elif name == "evaluate":
-            command.add_argument("--fold", type=int, help="score only this fold (default: all)")
+            command.add_argument(
+                "--fold",
+                type=int,
+                help="score only this fold (default: every fold; a fine-tuned model: the one "
+                "it held out)",
+            )
             command.add_argument(
                 "--max-questions", type=int, help="score a seeded sample of questions"
             )

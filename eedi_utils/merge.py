@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from sentence_transformers import SentenceTransformer
 
-from eedi_utils.prior import UnseenPrior, read_prior, write_prior
+from eedi_utils.prior import PRIOR_FILE, UnseenPrior, read_prior, write_prior
 from eedi_utils.provenance import RESOLVED_CONFIG, merged_config
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ def merge_models(
     first.load_state_dict(merged)
     out = Path(out)
     first.save(str(out))
+    for stale in (RESOLVED_CONFIG, PRIOR_FILE):  # an earlier merge's, never this one's
+        (out / stale).unlink(missing_ok=True)
     if record is None:
         logger.warning(
             "no member has a %s: the merged model is taken, like them, as trained on no train row",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,14 @@ from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import score_report
 from eedi_utils.prior import UnseenPrior, read_prior
-from eedi_utils.provenance import Split, read_provenance
+from eedi_utils.provenance import Split, read_provenance, read_resolved_config
 from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.retrieval import retrieve
 from eedi_utils.splits import config_folds
 from eedi_utils.submission import build_submission, read_submission, write_submission
 from eedi_utils.text import misconception_texts, query_texts
+
+logger = logging.getLogger(__name__)
 
 ModelPaths = Sequence[str | Path | None]
 HYPOTHESIS_PREFIX = "Likely misconception: "
@@ -67,7 +70,11 @@ def held_out_fold(models: ModelPaths | None, config: KitConfig) -> HeldOut:
         if path is not None and read_provenance(path).trained_on != "nothing"
     ]
     if not tuned:
-        return HeldOut(None, asked, "no fine-tuned model: every fold can be scored", False)
+        reason = (
+            "no fine-tuned model (no resolved_config.json: assumed to have trained on no "
+            "train row): every fold can be scored"
+        )
+        return HeldOut(None, asked, reason, False)
     for provenance in tuned:
         if provenance.trained_on != "fold":
             reason = f"{provenance.path} {provenance.detail}: no fold is unseen by it, CV skipped"
@@ -82,6 +89,36 @@ def held_out_fold(models: ModelPaths | None, config: KitConfig) -> HeldOut:
     if split != asked:
         reason += f" ([evaluate] asked for {asked.describe()}: the model's split is used)"
     return HeldOut(fold, split, reason, True)
+
+
+TRAINED_WITH = {
+    "text": ("query_template", "misconception_template", "query_instruction"),
+    "retrieval": ("max_seq_length",),
+}
+"""Settings that shape what a fine-tuned model sees; ranking with others than it trained
+with changes its inputs (a model of 0.1 trained with the question before the answers)."""
+
+
+def warn_if_trained_otherwise(paths: Sequence[str | Path | None], config: KitConfig) -> None:
+    """One warning per model folder whose resolved_config.json has other `TRAINED_WITH`
+    settings than `config`."""
+    for path in paths:
+        trained = read_resolved_config(path) if path is not None else None
+        if trained is None:
+            continue
+        differ = [
+            f"[{section}] {key}"
+            for section, keys in TRAINED_WITH.items()
+            for key in keys
+            if trained.get(section, {}).get(key) != getattr(getattr(config, section), key)
+        ]
+        if differ:
+            logger.warning(
+                "%s was trained with other %s than this run ranks with: set them as in its %s",
+                path,
+                ", ".join(differ),
+                "resolved_config.json",
+            )
 
 
 def stored_prior(paths: Sequence[str | Path | None]) -> UnseenPrior | None:
@@ -140,6 +177,7 @@ def rank_misconceptions(
         guesses = llm_stage.run(job)
         queries = [f"{query}\n{HYPOTHESIS_PREFIX}{guess}" for query, guess in zip(queries, guesses)]
     paths = _model_paths(models, config)
+    warn_if_trained_otherwise(paths, config)
     prior = unseen_prior(paths, config, labelled)
     ids = data.misconceptions["MisconceptionId"].to_numpy()
     positions = retrieve(

@@ -78,34 +78,42 @@ def read_provenance(folder: str | Path) -> Provenance:
 def merged_config(
     members: Sequence[str | Path], alpha: float, base: str | Path | None
 ) -> dict[str, Any] | None:
-    """The resolved_config.json of a model merged from `members`, None when no member has one
-    (the merge, like them, is taken as trained on no train row). Otherwise the first fine-tuned
-    member's config, with `[train] val_fold` the fold every member held out (-1 when they held
-    out different folds or one trained on every row: together they saw every row), and
-    `merged_from` naming each member and what it trained on; a member with no record makes
-    the merge's training rows unknown (`read_provenance` says so and CV refuses it)."""
-    found = [(read_resolved_config(m), read_provenance(m)) for m in members]
-    configs = [config for config, _ in found if config is not None]
+    """The resolved_config.json of a model merged from `members` (and, with alpha < 1, a
+    `base` that has a record of its own: its rows are in the merge too), None when none of
+    them has one (the merge, like them, is taken as trained on no train row). Otherwise the
+    first recorded one's config, with `[train] val_fold` the fold every fine-tuned one held
+    out (-1 when they held out different folds or one trained on every row: together they saw
+    every row), and `merged_from` naming each and what it trained on. A member with no record
+    makes the merge's training rows unknown (`read_provenance` says so and CV refuses it);
+    a base with no record is a base model."""
+    parts = [(str(m), "member") for m in members]
+    if alpha < 1.0 and base is not None and read_resolved_config(base) is not None:
+        parts.append((str(base), "base"))
+    found = [(p, role, read_resolved_config(p), read_provenance(p)) for p, role in parts]
+    configs = [config for _, _, config, _ in found if config is not None]
     if not configs:
         return None
-    tuned = [p for _, p in found if p.trained_on in ("fold", "everything")]
-    splits = {p.split for p in tuned}
-    if len(splits) > 1:
+    provenances = [p for _, _, _, p in found]
+    held_out = [p for p in provenances if p.trained_on == "fold"]
+    everything = any(p.trained_on == "everything" for p in provenances)
+    splits = {p.split for p in held_out}
+    if len(splits) > 1 and not everything:
         raise ValueError(
-            "the models were trained on different splits "
-            f"({'; '.join(s.describe() for s in splits)}): their held-out rows differ, so the "
-            "merged model has none to be scored on; train them on one [evaluate] split"
+            "the models held out folds of different splits "
+            f"({'; '.join(s.describe() for s in splits)}): no row is held out by all of them, "
+            "so the merged model has none to be scored on; train them on one [evaluate] split"
         )
-    folds = {p.val_fold for p in tuned}
+    folds = {p.val_fold for p in held_out}
     config = json.loads(json.dumps(configs[0]))
-    config["train"]["val_fold"] = folds.pop() if len(folds) == 1 and None not in folds else -1
+    config["train"]["val_fold"] = folds.pop() if len(folds) == 1 and not everything else -1
     config[MERGED_FROM] = [
         {
-            "path": str(m),
+            "path": path,
+            "role": role,
             "trained_on": "unknown" if p.trained_on == "nothing" else p.trained_on,
             "val_fold": p.val_fold,
         }
-        for m, (_, p) in zip(members, found)
+        for path, role, _, p in found
     ]
     config["merge"] = {"alpha": alpha, "base": None if base is None else str(base)}
     return config

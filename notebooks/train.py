@@ -136,8 +136,9 @@ print(
 print(f"every setting of this run: {output / RESOLVED_CONFIG}")
 if config.train.val_fold >= 0:
     print(
-        f"next, the final run: VAL_FOLD = -1, UNSEEN_PRIOR_FROM = {str(output)!r}, nothing else "
-        f"(where this folder is gone, as in a new Kaggle session: UNSEEN_PRIOR = {prior.strength})"
+        f"next, the final run: VAL_FOLD = -1, UNSEEN_PRIOR_FROM = {str(output)!r} and a new "
+        "OUTPUT_DIR, nothing else (where this folder is gone, as in a new Kaggle session: "
+        f"UNSEEN_PRIOR = {prior.strength})"
     )
 else:
     print(

@@ -102,3 +102,17 @@ def test_a_merged_model_keeps_what_its_members_trained_on(tiny_model, sample, tm
     with pytest.raises(ValueError, match="different splits"):
         merge_models([a, d], tmp_path / "mixed")
     assert not (tmp_path / "mixed").exists()  # refused before anything was written
+
+
+def test_a_wise_ft_base_that_trained_counts_and_a_plain_base_does_not(tiny_model, tmp_path):
+    """With alpha < 1 the base's weights are in the merge: a base trained on every row makes
+    the merge one too; a base with no record is a base model and changes nothing."""
+    a = shifted(tiny_model, tmp_path / "a", 0.1)
+    full = shifted(tiny_model, tmp_path / "full", 0.2)
+    recorded(a, 0), recorded(full, -1, folds=5)
+    leaky = merge_models([a], tmp_path / "leaky", base=full, alpha=0.5)
+    assert held_out_fold([leaky], KitConfig()).fold is None
+    plain = merge_models([a], tmp_path / "plain", base=tiny_model, alpha=0.5)
+    assert held_out_fold([plain], KitConfig()).fold == 0
+    merge_models([tiny_model], tmp_path / "plain")  # over an earlier merge: no stale record
+    assert not (tmp_path / "plain" / "resolved_config.json").exists()

@@ -100,6 +100,11 @@ def test_train_tunes_the_prior_on_the_validation_fold_and_stores_it(
     with pytest.raises(ValueError, match="not a CV run of `eedi train`"):
         RetrieverTraining(CompetitionData(sample), tmp_path / "bad", config).run()
 
+    config.train.unseen_prior_from = str(tmp_path / "own")  # refused before any training
+    with pytest.raises(ValueError, match="this run's own output folder"):
+        RetrieverTraining(CompetitionData(sample), tmp_path / "own", config).run()
+    assert not (tmp_path / "own").exists()
+
     config.train.unseen_prior_from = ""
     with caplog.at_level(logging.WARNING):
         RetrieverTraining(CompetitionData(sample), tmp_path / "none", config).run()
@@ -145,3 +150,29 @@ def test_with_the_estimate_missing_nothing_is_tuned_and_reports_still_draw(tmp_p
     history = [{"epoch": epoch, **report} for epoch in range(3)]
     assert plot_training(history, tmp_path / "curves.png").stat().st_size > 1000
     assert format_score(report["map@25_lb"]) == "missing"
+
+
+def test_labelled_ids_are_the_real_training_rows_as_evaluate_counts_them() -> None:
+    """Generated rows follow the real ones; their golds are not labelled ids, as `eedi
+    evaluate` and `predict` (the real rows of train.csv) count them."""
+    from eedi_utils.train.retriever.data import TrainingData
+
+    empty = np.array([], dtype=np.int64)
+    data = TrainingData(["q"] * 3, np.array([1, 2, 9]), [], empty, [], empty, empty, real_rows=2)
+    assert data.labelled_ids() == frozenset({1, 2})
+
+
+def test_ranking_with_other_text_than_the_model_trained_with_warns(
+    sample, tiny_model, tmp_path, caplog
+) -> None:
+    model = tmp_path / "old"
+    shutil.copytree(tiny_model, model)
+    trained = KitConfig().to_dict()
+    trained["text"]["query_template"] = "{question} {wrong_answer}"  # as a 0.1 model was
+    (model / "resolved_config.json").write_text(json.dumps(trained))
+    config = KitConfig()
+    config.retrieval.show_progress = False
+    data = CompetitionData(sample)
+    with caplog.at_level(logging.WARNING):
+        rank_misconceptions(data.test(), data, [str(model)], config)
+    assert "was trained with other [text] query_template" in caplog.text

@@ -392,6 +392,31 @@ def test_fold_retrievers_must_have_held_out_their_fold(tiny_model: Path, tmp_pat
         check_fold_retrievers(folders, config)
 
 
+def test_fold_retrievers_left_from_another_split_are_refused(
+    sample: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from eedi_utils.config import KitConfig
+    from eedi_utils.data import CompetitionData, labelled
+    from eedi_utils.splits import config_folds
+    from eedi_utils.train.reranker.candidates import fold_retrievers
+
+    data = CompetitionData(sample)
+    config = KitConfig()
+    config.evaluate.folds = 2
+    folds = config_folds(labelled(data.train()), config.evaluate)
+    for fold in (0, 1):  # finished retrievers of a 5-fold split, as an earlier run left them
+        folder = tmp_path / "retrievers" / f"fold-{fold}"
+        shutil.copytree(tiny_model, folder)
+        resolved = KitConfig().to_dict()
+        resolved["train"]["val_fold"] = fold
+        (folder / "resolved_config.json").write_text(json.dumps(resolved))
+    with pytest.raises(ValueError, match="held out fold 0 of 5 folds"):
+        fold_retrievers(data, folds, config, tmp_path)
+
+
 def config_with(config, **retrieval):
     import copy
 

@@ -1,2 +1,3 @@
 """LLM data generation through an OpenAI-compatible endpoint (extra `[llm]`): client, cache,
-job runner, paraphrases, synthetic questions. The core never imports this package."""
+job runner, paraphrases, synthetic questions. The core imports only `settings` (the
+`[generate]` section, plain dataclasses), never the rest."""

@@ -60,7 +60,7 @@ def api_key(config: GenerateConfig) -> str:
     if not key and not config.base_url:
         raise ConfigError(
             f"${config.api_key_env} is not set: put your OpenAI key there (see .env.example), "
-            "or point --base-url at an OpenAI-compatible server"
+            "or point --generate-base-url at an OpenAI-compatible server"
         )
     return key or "EMPTY"
 

@@ -62,6 +62,7 @@ def fold_retrievers(
                     f"{fold.index} --output-dir {folder} --resume` and the same settings"
                 ) from err
         paths.append(str(folder))
+    check_fold_retrievers(paths, config)  # one left from a run on another split is refused
     return paths
 
 

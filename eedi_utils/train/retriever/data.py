@@ -41,6 +41,8 @@ class TrainingData:
     """LLM-written document texts by misconception id, used as positives beside the original."""
     row_ids: list[str] = field(default_factory=list)
     """`QuestionId_Answer` of each training row (aligned with `queries`)."""
+    real_rows: int | None = None
+    """How many of the training rows, first, are real rows of train.csv (None: all)."""
 
     def round_texts(self, round_index: int = 0, seed: int = 0) -> list[str]:
         """This round's text of every document (aligned with `documents`). With variants, each
@@ -55,8 +57,10 @@ class TrainingData:
         return texts
 
     def labelled_ids(self) -> frozenset[int]:
-        """The misconceptions that some training row (real or generated) is labelled with."""
-        return frozenset(int(g) for g in self.gold)
+        """The misconceptions that some real training row labels: the unseen prior's labelled
+        ids, as `eedi evaluate` and `predict` count them (the real rows of train.csv on the
+        training side), so a strength is applied to the ids it was tuned on."""
+        return frozenset(int(g) for g in self.gold[: self.real_rows])
 
     def positives(self, texts: list[str]) -> list[str]:
         """The gold document text of each training row, from one round's `round_texts`."""
@@ -130,4 +134,5 @@ def prepare_data(data: CompetitionData, config: KitConfig) -> TrainingData:
         val_groups=train[config.evaluate.group_by].to_numpy()[val_rows],
         variants=by_id,
         row_ids=training_rows["QuestionId_Answer"].astype(str).tolist(),
+        real_rows=len(train_rows),
     )

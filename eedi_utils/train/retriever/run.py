@@ -44,7 +44,7 @@ from eedi_utils.embedder import encode
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import map_key, recall_key
 from eedi_utils.prior import PRIOR_FILE, UnseenPrior, read_prior, write_prior
-from eedi_utils.provenance import RESOLVED_CONFIG, read_provenance
+from eedi_utils.provenance import RESOLVED_CONFIG, read_provenance, read_resolved_config
 from eedi_utils.train.lora import merge_lora
 from eedi_utils.train.retriever.data import prepare_data
 from eedi_utils.train.retriever.mining import mine_negatives
@@ -153,14 +153,29 @@ def differences(stored: dict, current: dict) -> list[str]:
     return found or ["another record"]
 
 
-def final_prior_strength(config: KitConfig) -> tuple[float, str]:
+PRIOR_CHECKED = {
+    "train": ("base_model", "pooling", "epochs", "loss", "scale", "n_negatives", "lora_r"),
+    "retrieval": ("max_seq_length",),
+    "text": ("query_template", "misconception_template", "query_instruction"),
+}
+"""Settings a CV run and the final run should share for the CV's prior strength to carry
+over; a difference is logged, not refused (a final run may train longer on purpose)."""
+
+
+def final_prior_strength(config: KitConfig, output_dir: Path) -> tuple[float, str]:
     """The unseen-prior strength of a run with no validation rows, and where it came from:
     `[retrieval] unseen_prior` when set, else the strength stored by the CV run that
-    `[train] unseen_prior_from` names (a folder of `eedi train` with a held-out fold), else 0
-    with a warning."""
-    if config.retrieval.unseen_prior is not None:
-        return config.retrieval.unseen_prior, "[retrieval] unseen_prior"
+    `[train] unseen_prior_from` names (a folder of `eedi train` with a held-out fold, not
+    `output_dir`), else 0 with a warning. Called before training, so a bad source stops the
+    run before any work."""
     source = config.train.unseen_prior_from
+    if config.retrieval.unseen_prior is not None:
+        if source:
+            logger.warning(
+                "[retrieval] unseen_prior = %s is set: it wins over [train] unseen_prior_from",
+                config.retrieval.unseen_prior,
+            )
+        return config.retrieval.unseen_prior, "[retrieval] unseen_prior"
     if not source:
         why = (
             "no validation rows and neither [train] unseen_prior_from (a CV run's folder) nor "
@@ -168,6 +183,11 @@ def final_prior_strength(config: KitConfig) -> tuple[float, str]:
         )
         logger.warning(why)
         return 0.0, why
+    if Path(source).resolve() == Path(output_dir).resolve():
+        raise ValueError(
+            f"[train] unseen_prior_from = {source!r} is this run's own output folder: train the "
+            "final model into a new folder, so the CV run stays beside it"
+        )
     folder = resolve_input_path(source, dataset=config.kaggle.model_dataset)
     provenance = read_provenance(folder)
     prior = read_prior(folder)
@@ -175,6 +195,20 @@ def final_prior_strength(config: KitConfig) -> tuple[float, str]:
         raise ValueError(
             f"[train] unseen_prior_from = {source!r}: not a CV run of `eedi train` (a folder "
             f"with a held-out fold and {PRIOR_FILE}): {provenance.detail}"
+        )
+    cv_config = read_resolved_config(folder) or {}
+    ours = config.to_dict()
+    changed = [
+        f"[{section}] {key}"
+        for section, keys in PRIOR_CHECKED.items()
+        for key in keys
+        if cv_config.get(section, {}).get(key) != ours[section][key]
+    ]
+    if changed:
+        logger.warning(
+            "the CV run %s was trained with other %s: its prior strength may not fit this model",
+            source,
+            ", ".join(changed),
         )
     return prior.strength, f"tuned by the CV run {source} on its fold {provenance.val_fold}"
 
@@ -385,11 +419,11 @@ class RetrieverTraining:
         self.history.append(report)
         write_history(self.history, self.output_dir, top_k)
 
-    def store_prior(self, model: SentenceTransformer) -> None:
-        """Tune the unseen prior on the validation rows, or for a run without any take the
-        strength a CV run chose (`final_prior_strength`), and store it, with the ids the
-        training rows label and where its strength came from, in the model folder."""
-        if len(self.data.val_gold):
+    def store_prior(self, model: SentenceTransformer, final: tuple[float, str] | None) -> None:
+        """Tune the unseen prior on the validation rows, or for a run without any store
+        `final` (`final_prior_strength`, resolved before training), and store it, with the
+        ids the training rows label and where its strength came from, in the model folder."""
+        if final is None:
             embeddings = validation_embeddings(model, self.data, self.config)
             self.prior_tuning = tune_unseen_prior(*embeddings, self.data, self.config)
             prior = self.prior_tuning.prior
@@ -399,7 +433,7 @@ class RetrieverTraining:
             )
             logger.info("unseen prior %s tuned: %s", prior.strength, self.prior_tuning.table)
         else:
-            strength, self.prior_source = final_prior_strength(self.config)
+            strength, self.prior_source = final
             prior = UnseenPrior(strength, self.data.labelled_ids())
         tuning = self.prior_tuning
         write_prior(
@@ -416,6 +450,9 @@ class RetrieverTraining:
         last checkpoint) or `overwrite` (clear the earlier run there first); see
         `check_output_dir`."""
         check_output_dir(self.output_dir, resume, overwrite)
+        final = None
+        if not len(self.data.val_gold):  # a bad prior source stops the run before any work
+            final = final_prior_strength(self.config, self.output_dir)
         self.state.wait_for_everyone()  # every rank checked before anything is cleared
         if overwrite and self.state.is_main_process and self.output_dir.is_dir():
             removed = clear_output_dir(self.output_dir)
@@ -454,10 +491,10 @@ class RetrieverTraining:
             model = merge_lora(model)
         if self.state.is_main_process:
             model.save(str(self.output_dir))
-            self.store_prior(model)
-            (self.output_dir / RESOLVED_CONFIG).write_text(
+            (self.output_dir / RESOLVED_CONFIG).write_text(  # what it trained on, first
                 json.dumps(self.config.to_dict(), indent=2)
             )
+            self.store_prior(model, final)
             write_history(self.history, self.output_dir, self.config.retrieval.top_k)
         self.state.wait_for_everyone()
         return model
