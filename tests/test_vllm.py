@@ -86,11 +86,28 @@ def run_engine(tmp_path: Path, job: dict) -> dict:
     return json.loads((tmp_path / "out.json").read_text())
 
 
+def vllm_cpu_op(name: str) -> bool:
+    """Whether vLLM's CPU build, with the kernels it loads on this CPU, has op `name`."""
+    probe = (
+        "from vllm.platforms import current_platform\ncurrent_platform.import_kernels()\n"
+        f"import torch\nprint(hasattr(torch.ops._C, {name!r}))"
+    )
+    done = subprocess.run(
+        [VLLM_PYTHON, "-c", probe], capture_output=True, text=True, env={**os.environ, **VLLM_ENV}
+    )
+    return done.stdout.strip().endswith("True")
+
+
 def test_vllm_scores_the_gptq_reranker_as_the_transformers_backend(tmp_path, sample) -> None:
     """`eedi train-reranker --train-reranker-quantize-bits 4`'s output format (AutoRound's
     GPTQ, groups of 128) loads in vLLM, which is what a T4 runs it with, and scores the
     listwise prompts as the kit's transformers backend scores the same folder (AutoRound's
     kernels), both in fp16."""
+    if not vllm_cpu_op("cpu_gemm_wna16"):
+        # vllm/platforms/cpu.py import_kernels: without AVX-512 it loads vllm._C_AVX2, built
+        # without cpu_gemm_wna16, which GPTQ's CPU kernel calls
+        # (vllm/model_executor/kernels/linear/mixed_precision/cpu.py, CPUWNA16)
+        pytest.skip("vLLM's CPU build has no GPTQ kernel (cpu_gemm_wna16) on a CPU without AVX-512")
     from tiny_models import sample_corpus, tiny_causal_lm
 
     from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
