@@ -28,6 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from eedi_utils.config import KitConfig, load_config, parse_toml_value  # noqa: E402
 from eedi_utils.cross_fit import cross_fit, edge_note  # noqa: E402
@@ -37,8 +38,10 @@ from eedi_utils.embedder import default_model_path, load_embedder  # noqa: E402
 from eedi_utils.merge import merge_models  # noqa: E402
 from eedi_utils.metrics import format_score, lb_key, map_key  # noqa: E402
 from eedi_utils.prior import UnseenPrior  # noqa: E402
+from eedi_utils.train.retriever.data import TrainingData, prepare_data  # noqa: E402
 from eedi_utils.train.retriever.report import (  # noqa: E402
     rank_embeddings,
+    score_model,
     table_row,
     validation_embeddings,
 )
@@ -76,14 +79,13 @@ def overrides(pairs: list[str]) -> dict[str, dict]:
 def cross_fitted_row(
     name: str,
     candidates: dict[tuple[float, float], np.ndarray],
-    training: RetrieverTraining,
+    data: TrainingData,
     config: KitConfig,
     alphas: list[float],
 ) -> dict:
     """The row of rankings chosen by cross-fitting among `candidates` ((WiSE-FT alpha, prior
     strength): ranking of the validation rows), with a note for each pick at the edge of its
     grid (alpha 1, no interpolation, is the natural end of its own)."""
-    data = training.data
     labels, rankings = list(candidates), list(candidates.values())
     k, share = config.retrieval.top_k, config.evaluate.lb_unseen_share
     fitted = cross_fit(
@@ -104,51 +106,75 @@ def cross_fitted_row(
     return table_row({"row": name, "picks": picks, "notes": notes}, fitted.report, config)
 
 
+def fine_tuned(
+    variant: str, fold: int, config: KitConfig, data: CompetitionData, args: argparse.Namespace
+) -> tuple[SentenceTransformer, Path, TrainingData, dict, dict, float | None]:
+    """The model of `fold` (trained here with it held out, or `--trained`'s folder), its
+    folder, its rows, the zero-shot and fine-tuned reports, and the minutes of training."""
+    config.train.val_fold = fold
+    if args.trained is not None:
+        rows = prepare_data(data, config)
+        base = load_embedder(config.train.base_model or None, config.retrieval)
+        model = load_embedder(args.trained, config.retrieval)
+        return (
+            model,
+            args.trained,
+            rows,
+            score_model(base, rows, config),
+            score_model(model, rows, config),
+            None,
+        )
+    out = args.output_dir / variant / f"fold-{fold}"
+    started = time.perf_counter()
+    training = RetrieverTraining(data, out, config)
+    model = training.run(overwrite=True)
+    minutes = (time.perf_counter() - started) / 60
+    history = training.history
+    return model, out, training.data, history[0], history[-1], minutes
+
+
 def fold_rows(
     variant: str, fold: int, config: KitConfig, data: CompetitionData, args: argparse.Namespace
 ) -> list[dict]:
     """Train with `fold` held out; the rows of the zero-shot and fine-tuned model and of the
     cross-fitted prior and WiSE-FT choices."""
-    out = args.output_dir / variant / f"fold-{fold}"
-    config.train.val_fold = fold
-    started = time.perf_counter()
-    training = RetrieverTraining(data, out, config)
-    model = training.run(overwrite=True)
-    minutes = (time.perf_counter() - started) / 60
+    model, out, rows_of, zero, tuned_report, minutes = fine_tuned(variant, fold, config, data, args)
     grid = config.train.unseen_prior_grid
-    labelled = training.data.labelled_ids()
-    ids = training.data.document_ids
+    labelled = rows_of.labelled_ids()
+    ids = rows_of.document_ids
 
     def priored(embeddings, alpha: float) -> dict[tuple[float, float], np.ndarray]:
         return {
             (alpha, s): rank_embeddings(
-                *embeddings, training.data, config, UnseenPrior(s, labelled).bonus(ids)
+                *embeddings, rows_of, config, UnseenPrior(s, labelled).bonus(ids)
             )
             for s in grid
         }
 
-    tuned = priored(validation_embeddings(model, training.data, config), 1.0)
+    tuned = priored(validation_embeddings(model, rows_of, config), 1.0)
     rows = [
-        table_row({"row": "zero-shot"}, training.history[0], config),
-        table_row({"row": "fine-tuned, no prior"}, training.history[-1], config),
-        cross_fitted_row("+ unseen prior, cross-fitted", tuned, training, config, [1.0]),
+        table_row({"row": "zero-shot"}, zero, config),
+        table_row({"row": "fine-tuned, no prior"}, tuned_report, config),
+        cross_fitted_row("+ unseen prior, cross-fitted", tuned, rows_of, config, [1.0]),
     ]
     base = str(config.train.base_model or default_model_path())
     every = dict(tuned)
     alphas = parse_toml_value(args.alphas)
     for alpha in alphas:
-        merged = merge_models([str(out)], out.parent / f"fold-{fold}-wise{alpha}", base, alpha)
+        target = args.output_dir / variant / f"fold-{fold}-wise{alpha}"
+        merged = merge_models([str(out)], target, base, alpha)
         wise = load_embedder(merged, config.retrieval)
-        every |= priored(validation_embeddings(wise, training.data, config), alpha)
+        every |= priored(validation_embeddings(wise, rows_of, config), alpha)
     name = "+ WiSE-FT and prior, cross-fitted"
-    rows.append(cross_fitted_row(name, every, training, config, [*alphas, 1.0]))
-    share = training.history[-1]["unseen_share"]
+    rows.append(cross_fitted_row(name, every, rows_of, config, [*alphas, 1.0]))
     command = f"python benchmarks/cv.py --variant {variant} --folds {fold}" + (
         f" --set {' '.join(args.set)}" if args.set else ""
     )
-    extra = {"variant": variant, "fold": fold, "wall_minutes": round(minutes, 1)}
-    extra |= {"command": command, "cpu": cpu_kind()}
-    return [{**r, "unseen_share": share, **extra} for r in rows]
+    if args.trained is not None:
+        command += f" --trained {args.trained}"
+    extra = {"variant": variant, "fold": fold, "command": command, "cpu": cpu_kind()}
+    extra["wall_minutes"] = None if minutes is None else round(minutes, 1)
+    return [{**r, "unseen_share": tuned_report["unseen_share"], **extra} for r in rows]
 
 
 def mean_rows(rows: list[dict], variant: str, folds: list[int]) -> list[dict]:
@@ -189,11 +215,19 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "eedi")
     parser.add_argument("--output-dir", type=Path, default=Path("/tmp/eedi-cv"))
     parser.add_argument("--alphas", default="[0.5, 0.7, 0.85]", help="WiSE-FT weights to try")
+    parser.add_argument(
+        "--trained",
+        type=Path,
+        help="score this model folder (or trainer checkpoint) of the one fold given instead "
+        "of training; its training minutes are not known",
+    )
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "cv-results.jsonl")
     parser.add_argument("--png", type=Path, default=REPO / "benchmarks" / "cv-results.png")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
+    if args.trained is not None and len(args.folds) != 1:
+        parser.error("--trained scores one model: give the one fold it held out (--folds K)")
     if "val_fold" in overrides(args.set).get("train", {}):
         parser.error("the folds held out are --folds K [K ...], not --set train.val_fold")
     data = CompetitionData(args.data_dir)
@@ -215,7 +249,7 @@ def main() -> None:
             f"{str(r['fold']):>10} {r['row']:36} {format_score(r[map_key()], 7)} "
             f"{format_score(r['seen'])} {format_score(r['unseen'])} "
             f"{format_score(r['unseen_share'], 5, 2)} {format_score(r[lb_key()], 7)} "
-            f"{r['wall_minutes']:5.1f} min"
+            f"{'' if r['wall_minutes'] is None else format(r['wall_minutes'], '5.1f') + ' min'}"
         )
 
 
