@@ -259,8 +259,9 @@ class TrainConfig:
     epochs: int = field(
         default=4,
         metadata={
-            "help": "Passes over the training rows (4: best map@25_lb on the ConstructId CV "
-            "within 30 minutes on 2 CPU cores; docs/benchmarks.md)."
+            "help": "Passes over the training rows (4: best map@25_lb on 0.1's ConstructId CV, "
+            "22 minutes on 2 CPU cores with native bf16; an AVX2-only CPU runs fp32 at 19 "
+            "minutes or more an epoch, so 2 fit 30 minutes there; docs/benchmarks.md)."
         },
     )
     batch_size: int = field(default=32, metadata={"help": "Rows per step and device."})
