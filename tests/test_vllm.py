@@ -227,16 +227,9 @@ def test_paraphrase_and_synthesize_against_vllm_server(tmp_path, small_data, vll
     common = ["--generate-base-url", vllm_server, "--generate-model", "smollm2"]
     common += ["--config", str(config)]
     para = tmp_path / "para"
-    result = eedi(
-        "paraphrase",
-        "--data-dir",
-        str(small_data),
-        "--out",
-        str(para),
-        "--generate-n",
-        "2",
-        *common,
-    )
+    paraphrase = ["paraphrase", "--data-dir", str(small_data), "--out", str(para)]
+    paraphrase += ["--generate-n", "2", *common]
+    result = eedi(*paraphrase)
     assert result.returncode == 0, result.stderr[-3000:]
     data = CompetitionData(small_data)
     items = 3 + len(data.misconceptions)
@@ -249,18 +242,7 @@ def test_paraphrase_and_synthesize_against_vllm_server(tmp_path, small_data, vll
     assert 3 < len(written) <= 3 * 3 and len(JsonlCache(para / "cache.jsonl")) == counts["done"]
     assert 0 < len(out.misconception_variants()) <= 2 * len(data.misconceptions)
 
-    again = summary(
-        eedi(
-            "paraphrase",
-            "--data-dir",
-            str(small_data),
-            "--out",
-            str(para),
-            "--generate-n",
-            "2",
-            *common,
-        ).stdout
-    )
+    again = summary(eedi(*paraphrase).stdout)
     assert again["cached"] == counts["done"] and again["calls"] <= 3 * counts["failed"]
 
     synth = tmp_path / "synth"
