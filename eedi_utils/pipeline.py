@@ -16,7 +16,12 @@ from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import score_report
 from eedi_utils.prior import UnseenPrior, read_prior
-from eedi_utils.provenance import Split, read_provenance, read_resolved_config
+from eedi_utils.provenance import (
+    Split,
+    differing_settings,
+    read_provenance,
+    read_resolved_config,
+)
 from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.retrieval import retrieve
 from eedi_utils.splits import config_folds
@@ -64,11 +69,8 @@ def held_out_fold(models: ModelPaths | None, config: KitConfig) -> HeldOut:
     (`provenance.read_provenance`); a base model trained on no row and does not count."""
     evaluate = config.evaluate
     asked = Split(evaluate.folds, evaluate.seed, evaluate.group_by)
-    tuned = [
-        read_provenance(path)
-        for path in _model_paths(models, config)
-        if path is not None and read_provenance(path).trained_on != "nothing"
-    ]
+    found = [read_provenance(path) for path in _model_paths(models, config) if path is not None]
+    tuned = [provenance for provenance in found if provenance.trained_on != "nothing"]
     if not tuned:
         reason = (
             "no fine-tuned model (no resolved_config.json: assumed to have trained on no "
@@ -102,16 +104,12 @@ with changes its inputs (a model of 0.1 trained with the question before the ans
 def warn_if_trained_otherwise(paths: Sequence[str | Path | None], config: KitConfig) -> None:
     """One warning per model folder whose resolved_config.json has other `TRAINED_WITH`
     settings than `config`."""
+    current = config.to_dict()
     for path in paths:
         trained = read_resolved_config(path) if path is not None else None
         if trained is None:
             continue
-        differ = [
-            f"[{section}] {key}"
-            for section, keys in TRAINED_WITH.items()
-            for key in keys
-            if trained.get(section, {}).get(key) != getattr(getattr(config, section), key)
-        ]
+        differ = differing_settings(trained, current, TRAINED_WITH)
         if differ:
             logger.warning(
                 "%s was trained with other %s than this run ranks with: set them as in its %s",
@@ -273,16 +271,13 @@ def evaluate(
         config.retrieval.top_k,
         config.evaluate.lb_unseen_share,
     )
+    scope = "every fold" if fold is None else f"fold {fold}"
     return {
         "folds": config.evaluate.folds,
         "group_by": config.evaluate.group_by,
         "seed": config.evaluate.seed,
         "fold": "all" if fold is None else fold,
-        "scored": held.reason
-        if held.fine_tuned
-        else "every fold"
-        if fold is None
-        else f"fold {fold}",
+        "scored": held.reason if held.fine_tuned else scope,
         **report,
     }
 

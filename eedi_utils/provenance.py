@@ -53,6 +53,19 @@ def read_resolved_config(folder: str | Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def differing_settings(
+    recorded: dict[str, Any], current: dict[str, Any], keys: dict[str, tuple[str, ...]]
+) -> list[str]:
+    """`[section] key` of each of `keys` whose value in a recorded config (a folder's
+    resolved_config.json) differs from `current` (`KitConfig.to_dict()`)."""
+    return [
+        f"[{section}] {key}"
+        for section, names in keys.items()
+        for key in names
+        if recorded.get(section, {}).get(key) != current[section][key]
+    ]
+
+
 def _split(config: dict[str, Any]) -> Split:
     evaluate = config["evaluate"]
     # models trained before group_by existed were split by question

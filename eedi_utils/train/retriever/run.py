@@ -44,7 +44,12 @@ from eedi_utils.embedder import encode
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import map_key, recall_key
 from eedi_utils.prior import PRIOR_FILE, UnseenPrior, read_prior, write_prior
-from eedi_utils.provenance import RESOLVED_CONFIG, read_provenance, read_resolved_config
+from eedi_utils.provenance import (
+    RESOLVED_CONFIG,
+    differing_settings,
+    read_provenance,
+    read_resolved_config,
+)
 from eedi_utils.train.lora import merge_lora
 from eedi_utils.train.retriever.data import prepare_data
 from eedi_utils.train.retriever.mining import mine_negatives
@@ -197,13 +202,7 @@ def final_prior_strength(config: KitConfig, output_dir: Path) -> tuple[float, st
             f"with a held-out fold and {PRIOR_FILE}): {provenance.detail}"
         )
     cv_config = read_resolved_config(folder) or {}
-    ours = config.to_dict()
-    changed = [
-        f"[{section}] {key}"
-        for section, keys in PRIOR_CHECKED.items()
-        for key in keys
-        if cv_config.get(section, {}).get(key) != ours[section][key]
-    ]
+    changed = differing_settings(cv_config, config.to_dict(), PRIOR_CHECKED)
     if changed:
         logger.warning(
             "the CV run %s was trained with other %s: its prior strength may not fit this model",
