@@ -301,6 +301,14 @@ class TrainConfig:
             "magnitude (0.05: within 5% of the gold; NV-Retriever's TopK-PercPos); unset: off."
         },
     )
+    negatives_from: Literal["all", "golds"] = field(
+        default="all",
+        metadata={
+            "help": "Misconceptions to mine negatives among: 'all', or 'golds' (only those "
+            "some training row has as its gold, so a misconception never trained as a "
+            "positive, an unseen one, is never pushed away either)."
+        },
+    )
     remine_every: int = field(
         default=1, metadata={"help": "Epochs between re-mining from the current model; 0: once."}
     )

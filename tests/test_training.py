@@ -74,6 +74,25 @@ def test_negatives_are_remined_every_epoch_with_shrinking_ranges(
     )
 
 
+def test_negatives_from_golds_never_picks_a_misconception_no_training_row_has(
+    sample, tiny_model, tmp_path
+) -> None:
+    picked = {}
+    for pool in ("all", "golds"):
+        config = tiny_config(
+            tiny_model, epochs=1, n_negatives=3, negative_ranges=[[1, 60]], negatives_from=pool
+        )
+        trainer = RetrieverTraining(CompetitionData(sample), tmp_path / pool, config)
+        trainer.run()
+        negatives = np.load(tmp_path / pool / "negatives" / "round-0.npy")
+        ids = trainer.data.document_ids[negatives]
+        assert not (ids == trainer.data.gold[:, None]).any()
+        picked[pool] = set(ids.ravel().tolist())
+    golds = set(trainer.data.gold.tolist())
+    assert picked["golds"] <= golds
+    assert picked["all"] - golds  # the sample has misconceptions no training row labels
+
+
 @pytest.mark.parametrize(
     ("remine_every", "n_negatives", "expected"), [(2, 1, 2), (0, 1, 1), (1, 0, 0)]
 )

@@ -332,17 +332,20 @@ class RetrieverTraining:
             first, last = cfg.negative_ranges[min(round_index, len(cfg.negative_ranges) - 1)]
             logger.info("mining round %d: ranks %d-%d", round_index, first, last)
             started = time.perf_counter()
-            negatives = mine_negatives(
-                encode(model, self.data.queries, self.config.retrieval),
-                encode(model, self.data.documents, self.config.retrieval),
-                self.data.document_ids,
-                self.data.gold,
-                cfg.n_negatives,
-                (first, last),
-                cfg.negative_margin,
-                cfg.negative_relative_margin,
-                seed=cfg.seed + round_index,
-            )
+            pool = self.negative_pool()
+            negatives = pool[
+                mine_negatives(
+                    encode(model, self.data.queries, self.config.retrieval),
+                    encode(model, [self.data.documents[p] for p in pool], self.config.retrieval),
+                    self.data.document_ids[pool],
+                    self.data.gold,
+                    cfg.n_negatives,
+                    (first, last),
+                    cfg.negative_margin,
+                    cfg.negative_relative_margin,
+                    seed=cfg.seed + round_index,
+                )
+            ]
             path.parent.mkdir(parents=True, exist_ok=True)
             made_by = path.with_suffix(".json")
             made_by.unlink(missing_ok=True)  # no stale record beside a file being replaced
@@ -352,6 +355,13 @@ class RetrieverTraining:
             self.seconds["mining"] += time.perf_counter() - started
         self.state.wait_for_everyone()
         return np.load(path)
+
+    def negative_pool(self) -> np.ndarray:
+        """Positions of the documents negatives are mined among (`[train] negatives_from`)."""
+        ids = self.data.document_ids
+        if self.config.train.negatives_from == "all":
+            return np.arange(len(ids))
+        return np.flatnonzero(np.isin(ids, np.unique(self.data.gold)))
 
     def dataset(self, negatives: np.ndarray | None, round_index: int) -> Dataset:
         """(anchor, positive, negative_1..n) rows; positives and negatives take this round's
