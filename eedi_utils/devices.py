@@ -25,6 +25,16 @@ def cpu_runs_bf16_fast() -> bool:
         return False
 
 
+def cuda_runs_bf16_natively(device: str | int | None = None) -> bool:
+    """True from compute capability 8.0 (Ampere) on, where bf16 has tensor cores. Not
+    `torch.cuda.is_bf16_supported()`: by default it counts emulation, and a bf16 tensor can be
+    made on any CUDA GPU, so it is True on a T4 (sm75) as well (torch 2.13,
+    `torch/cuda/__init__.py`; transformers' `is_torch_bf16_gpu_available` returns the same)."""
+    if isinstance(device, str):
+        device = torch.device(device) if device.startswith("cuda:") else None
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def resolve_dtype(name: str, device: str) -> torch.dtype:
     """'auto': bf16 on GPUs and CPUs that run it natively, fp16 on older GPUs (T4), else fp32."""
     if name != "auto":
@@ -32,7 +42,7 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
             raise ValueError(f"dtype must be 'auto' or one of {sorted(DTYPES)}, got {name!r}")
         return DTYPES[name]
     if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_runs_bf16_natively(device) else torch.float16
     return torch.bfloat16 if cpu_runs_bf16_fast() else torch.float32
 
 

@@ -43,6 +43,7 @@ from tiny_models import (  # noqa: E402
 
 from eedi_utils.config import KitConfig, RetrievalConfig, load_config  # noqa: E402
 from eedi_utils.data import CompetitionData, labelled  # noqa: E402
+from eedi_utils.devices import cuda_runs_bf16_natively  # noqa: E402
 from eedi_utils.inputs import sample_dir  # noqa: E402
 
 
@@ -99,8 +100,8 @@ class Checks:
                 raise Skip("the fp16 and bf16 checks cover CUDA")
         else:
             self.need_cuda()
-            if precision == "bf16" and not torch.cuda.is_bf16_supported():
-                raise Skip(f"{torch.cuda.get_device_name()} has no bf16")
+            if precision == "bf16" and not cuda_runs_bf16_natively():
+                raise Skip(f"{torch.cuda.get_device_name()} has no bf16 tensor cores (before sm80)")
         from eedi_utils.train.retriever.run import RetrieverTraining
 
         config = self.config()

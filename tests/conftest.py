@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from gpu_profiles import gpu, h200, t4  # noqa: F401  (fixtures)
 from tiny_models import sample_corpus, tiny_decoder, tiny_sentence_model
 
 from eedi_utils.inputs import sample_dir
