@@ -1,13 +1,15 @@
-"""LoRA on a decoder-only model: last-token pooling, adapters merged into a plain folder."""
+"""LoRA on a decoder-only model: last-token pooling, fp32 adapters on half-precision bases,
+adapters merged into a plain folder."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from transformers import AutoModel, AutoTokenizer
 
 from eedi_utils.config import RetrievalConfig, TrainConfig
 from eedi_utils.embedder import encode, load_embedder
-from eedi_utils.train.lora import lora_targets, merge_lora
+from eedi_utils.train.lora import load_lora, lora_targets, merge_lora
 from eedi_utils.train.retriever.model import build_model
 
 TEXTS = [
@@ -55,3 +57,65 @@ def test_targets_per_architecture() -> None:
 def test_qlora_is_refused_without_cuda(tiny_qwen) -> None:
     with pytest.raises(ValueError, match="4-bit loading .* needs a CUDA GPU"):
         build_model(TrainConfig(base_model=str(tiny_qwen), lora_r=4, load_in_4bit=True), 64, "cpu")
+
+
+@pytest.fixture(params=[torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def half_qwen(request, tiny_qwen, tmp_path):
+    """The tiny decoder saved in bf16 or fp16, as real checkpoints are."""
+    folder = tmp_path / "half"
+    AutoModel.from_pretrained(tiny_qwen, dtype=request.param).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_qwen).save_pretrained(folder)
+    return folder, request.param
+
+
+def trainable(model) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_adapter_trains_in_fp32_on_a_half_precision_base(half_qwen) -> None:
+    """peft 0.21.2: `add_adapter` goes through `inject_adapter_in_model` (`mapping.py`), which
+    gives the adapter the base layer's dtype; only `PeftModel.__init__` (`peft_model.py`)
+    upcasts. transformers 5.19 `from_pretrained` loads `dtype="auto"`: as saved."""
+    folder, dtype = half_qwen
+    model = build_model(TrainConfig(base_model=str(folder), lora_r=4), 64, "cpu")
+    assert model[0].auto_model.layers[0].mlp.down_proj.base_layer.weight.dtype == dtype
+    assert trainable(model) and {p.dtype for p in trainable(model).values()} == {torch.float32}
+
+
+def test_fp16_gradients_of_the_adapter_unscale(half_qwen) -> None:
+    """torch 2.13 `torch/amp/grad_scaler.py`: `unscale_` raises "Attempting to unscale FP16
+    gradients." on any fp16 gradient; the fp16 Trainer unscales every step (AMP)."""
+    folder, dtype = half_qwen
+    model = build_model(TrainConfig(base_model=str(folder), lora_r=4), 64, "cpu")
+    params = trainable(model)
+    before = {n: p.detach().clone() for n, p in params.items()}
+    optimizer = torch.optim.AdamW(params.values(), lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu", init_scale=16.0)  # no fp16 overflow: a step
+    embeddings = model(model.tokenize(TEXTS))["sentence_embedding"]
+    loss = (embeddings[0] * embeddings[1:]).float().sum()
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)  # raises on fp16 gradients
+    scaler.step(optimizer)
+    assert any(not torch.equal(p, before[n]) for n, p in params.items() if "lora_B" in n)
+
+
+def test_resumed_adapter_is_exact_and_fp32(tiny_qwen, tmp_path) -> None:
+    """transformers 5.19 `load_adapter` (`integrations/peft.py`) injects the adapter like
+    `add_adapter`, in the base's dtype, and loads the saved weights into it (bf16: rounded)."""
+    folder = tmp_path / "bf16"
+    AutoModel.from_pretrained(tiny_qwen, dtype=torch.bfloat16).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_qwen).save_pretrained(folder)
+    config = TrainConfig(base_model=str(folder), lora_r=4)
+    model = build_model(config, 64, "cpu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # values bf16 cannot hold
+        for parameter in trainable(model).values():
+            parameter.copy_(0.1 + torch.rand(parameter.shape, generator=generator) * 1e-3)
+    model.save(str(tmp_path / "checkpoint"))
+    resumed = build_model(TrainConfig(base_model=str(folder)), 64, "cpu")
+    load_lora(resumed, tmp_path / "checkpoint")
+    saved, loaded = trainable(model), trainable(resumed)
+    assert loaded.keys() == saved.keys()
+    assert all(
+        torch.equal(loaded[n], p) and loaded[n].dtype == torch.float32 for n, p in saved.items()
+    )

@@ -50,7 +50,7 @@ from eedi_utils.provenance import (
     read_provenance,
     read_resolved_config,
 )
-from eedi_utils.train.lora import merge_lora
+from eedi_utils.train.lora import load_lora, merge_lora
 from eedi_utils.train.retriever.data import prepare_data
 from eedi_utils.train.retriever.mining import mine_negatives
 from eedi_utils.train.retriever.model import base_model_path, build_model, mixed_precision_flags
@@ -411,7 +411,7 @@ class RetrieverTraining:
             return build_model(cfg, max_length, self.device, dataset)
         if cfg.lora_r:
             model = build_model(replace(cfg, lora_r=0), max_length, self.device, dataset)
-            model.load_adapter(str(checkpoint), is_trainable=True)
+            load_lora(model, checkpoint)
             return model
         return SentenceTransformer(str(checkpoint), device=self.device, local_files_only=True)
 
