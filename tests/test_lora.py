@@ -1,5 +1,5 @@
 """LoRA on a decoder-only model: last-token pooling, fp32 adapters on half-precision bases,
-adapters merged into a plain folder."""
+adapters merged into a plain folder (a QLoRA adapter into the base reloaded unquantised)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from eedi_utils.config import RetrievalConfig, TrainConfig
+from eedi_utils.devices import resolve_dtype
 from eedi_utils.embedder import encode, load_embedder
 from eedi_utils.train.lora import load_lora, lora_targets, merge_lora
-from eedi_utils.train.retriever.model import build_model
+from eedi_utils.train.retriever.model import build_model, merged_model
 
 TEXTS = [
     "Believes a fraction gets bigger when its denominator grows",
@@ -119,3 +120,54 @@ def test_resumed_adapter_is_exact_and_fp32(tiny_qwen, tmp_path) -> None:
     assert all(
         torch.equal(loaded[n], p) and loaded[n].dtype == torch.float32 for n, p in saved.items()
     )
+
+
+class Loaded(Exception):
+    """Stops `from_pretrained` once its arguments are recorded (nothing goes to CUDA here)."""
+
+
+@pytest.mark.parametrize("profile", ["t4", "h200"])
+def test_qlora_merges_into_the_base_reloaded_in_half_precision(
+    profile, request, tiny_qwen, monkeypatch
+) -> None:
+    """peft 0.21.2 `tuners/lora/bnb.py`: `Linear4bit.merge` dequantises, adds the delta and
+    quantises the sum again ("may get different generations due to rounding errors")."""
+    gpu = request.getfixturevalue(profile)
+    trained = build_model(TrainConfig(base_model=str(tiny_qwen), lora_r=4), 64, "cpu")
+    recorded = {}
+
+    def from_pretrained(path, **kwargs):
+        recorded.update(kwargs)
+        raise Loaded
+
+    monkeypatch.setattr(AutoModel, "from_pretrained", from_pretrained)
+    qlora = TrainConfig(base_model=str(tiny_qwen), lora_r=4, load_in_4bit=True)
+    with pytest.raises(Loaded):
+        merged_model(trained, qlora, 64, "cuda")
+    assert "quantization_config" not in recorded
+    assert recorded["dtype"] == (torch.float16 if gpu.capability < (8, 0) else torch.bfloat16)
+
+
+def test_qlora_merge_adds_the_adapter_to_the_fresh_base(tiny_qwen, monkeypatch) -> None:
+    monkeypatch.setattr("eedi_utils.devices.cpu_runs_bf16_fast", lambda: False)  # fp32 on CPU
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    config = TrainConfig(base_model=str(tiny_qwen), lora_r=4, load_in_4bit=True)
+    trained = build_model(TrainConfig(base_model=str(tiny_qwen), lora_r=4), 64, "cpu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in trained.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    layer = trained[0].auto_model.layers[0].mlp.down_proj
+    scaling = layer.scaling["default"]
+    expected = (
+        layer.base_layer.weight
+        + scaling * layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+    )
+    adapted = encode(trained, TEXTS, RETRIEVAL)
+    merged = merged_model(trained, config, 64, "cpu")
+    assert merged is not trained and not any("lora_" in n for n, _ in merged.named_parameters())
+    merged_weight = merged[0].auto_model.layers[0].mlp.down_proj.weight
+    assert merged_weight.dtype == torch.float32
+    assert torch.allclose(merged_weight, expected, atol=1e-6)
+    assert (encode(merged, TEXTS, RETRIEVAL) * adapted).sum(dim=1).min() > 0.999

@@ -77,18 +77,23 @@ def _add_fp32_adapter(model: SentenceTransformer, config: LoraConfig) -> None:
     cast_adapter_dtype(model[0].auto_model, ADAPTER)
 
 
-def merge_lora(model: SentenceTransformer) -> SentenceTransformer:
+def merge_lora(
+    model: SentenceTransformer, into: SentenceTransformer | None = None
+) -> SentenceTransformer:
     """Fold the adapter into the base weights with peft's `merge_and_unload`: the adapter's
-    weights and config are taken off the transformer, re-attached as a `PeftModel`, merged,
-    and the plain merged model replaces the transformer's."""
+    weights and config are taken off the transformer, attached as a `PeftModel` to `into`'s
+    transformer (the base loaded again, e.g. unquantised), else to the model's own, merged,
+    and the plain merged model replaces that transformer."""
     transformer = model[0].auto_model
     lora_config = transformer.peft_config[ADAPTER]
     weights = transformer.get_adapter_state_dict(ADAPTER)
-    transformer.delete_adapter(ADAPTER)
-    peft_model = get_peft_model(transformer, lora_config, adapter_name=ADAPTER)
+    if into is None:
+        transformer.delete_adapter(ADAPTER)
+        into = model
+    peft_model = get_peft_model(into[0].auto_model, lora_config, adapter_name=ADAPTER)
     prefixed = {f"base_model.model.{name}": value for name, value in weights.items()}
     loaded = set_peft_model_state_dict(peft_model, prefixed, adapter_name=ADAPTER)
     if loaded.unexpected_keys:
         raise RuntimeError(f"adapter weights not placed: {loaded.unexpected_keys[:3]}")
-    model[0].model = peft_model.merge_and_unload()
-    return model
+    into[0].model = peft_model.merge_and_unload()
+    return into
