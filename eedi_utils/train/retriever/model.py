@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ from eedi_utils.config import TrainConfig
 from eedi_utils.devices import quantization_kwargs, resolve_dtype
 from eedi_utils.embedder import default_model_path
 from eedi_utils.inputs import resolve_input_path
-from eedi_utils.train.lora import DECODER_TYPES, add_lora
+from eedi_utils.train.lora import DECODER_TYPES, add_lora, merge_lora
 
 
 def base_model_path(config: TrainConfig, model_dataset: str = "") -> Path:
@@ -25,12 +26,19 @@ def base_model_path(config: TrainConfig, model_dataset: str = "") -> Path:
 
 
 def build_model(
-    config: TrainConfig, max_seq_length: int, device: str, model_dataset: str = ""
+    config: TrainConfig,
+    max_seq_length: int,
+    device: str,
+    model_dataset: str = "",
+    dtype: torch.dtype | None = None,
 ) -> SentenceTransformer:
     """Load the base model (a sentence-transformers folder, or a plain transformers folder
-    given a pooling layer), add LoRA if asked (`base_model_path` says where it is)."""
+    given a pooling layer) in `dtype` (None: as saved), add LoRA if asked (`base_model_path`
+    says where it is)."""
     path = base_model_path(config, model_dataset)
     model_kwargs = quantization_kwargs(4, device) if config.load_in_4bit else {}
+    if dtype is not None:
+        model_kwargs["dtype"] = dtype
     if (path / "modules.json").exists():
         model = SentenceTransformer(
             str(path), device=device, local_files_only=True, model_kwargs=model_kwargs
@@ -57,6 +65,26 @@ def build_model(
     if config.lora_r:
         add_lora(model, config)
     return model
+
+
+def merged_model(
+    model: SentenceTransformer,
+    config: TrainConfig,
+    max_seq_length: int,
+    device: str,
+    model_dataset: str = "",
+) -> SentenceTransformer:
+    """The trained model with its adapter folded into the base weights. A QLoRA adapter is
+    merged into the base loaded again unquantised, in the device's half dtype (`resolve_dtype`
+    'auto': fp16 on a T4, bf16 from sm80), not into the 4-bit weights it trained on: peft's
+    `Linear4bit.merge` dequantises, adds and quantises the sum again, with a warning of rounding
+    errors (peft 0.21.2, `tuners/lora/bnb.py`)."""
+    if not config.load_in_4bit:
+        return merge_lora(model)
+    unquantized = replace(config, lora_r=0, load_in_4bit=False)
+    dtype = resolve_dtype("auto", device)
+    base = build_model(unquantized, max_seq_length, device, model_dataset, dtype=dtype)
+    return merge_lora(model, into=base)
 
 
 def mixed_precision_flags(choice: str, device: str) -> dict[str, bool]:

@@ -50,10 +50,15 @@ from eedi_utils.provenance import (
     read_provenance,
     read_resolved_config,
 )
-from eedi_utils.train.lora import merge_lora
+from eedi_utils.train.lora import load_lora
 from eedi_utils.train.retriever.data import prepare_data
 from eedi_utils.train.retriever.mining import mine_negatives
-from eedi_utils.train.retriever.model import base_model_path, build_model, mixed_precision_flags
+from eedi_utils.train.retriever.model import (
+    base_model_path,
+    build_model,
+    merged_model,
+    mixed_precision_flags,
+)
 from eedi_utils.train.retriever.report import (
     CURVES_FILE,
     METRICS_FILE,
@@ -411,7 +416,7 @@ class RetrieverTraining:
             return build_model(cfg, max_length, self.device, dataset)
         if cfg.lora_r:
             model = build_model(replace(cfg, lora_r=0), max_length, self.device, dataset)
-            model.load_adapter(str(checkpoint), is_trainable=True)
+            load_lora(model, checkpoint)
             return model
         return SentenceTransformer(str(checkpoint), device=self.device, local_files_only=True)
 
@@ -497,7 +502,9 @@ class RetrieverTraining:
             checkpoint = self.latest_checkpoint()
             self.record(model, epoch + 1)
         if cfg.lora_r:
-            model = merge_lora(model)
+            max_length = self.config.retrieval.max_seq_length
+            dataset = self.config.kaggle.model_dataset
+            model = merged_model(model, cfg, max_length, self.device, dataset)
         if self.state.is_main_process:
             model.save(str(self.output_dir))
             (self.output_dir / RESOLVED_CONFIG).write_text(  # what it trained on, first
