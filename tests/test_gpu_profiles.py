@@ -56,3 +56,31 @@ def test_the_gpu_checks_bf16_step_is_skipped_on_a_t4(tmp_path, monkeypatch) -> N
     checks.cuda = True
     with pytest.raises(gpu_check.Skip, match="Tesla T4 has no bf16 tensor cores"):
         checks.retriever_lora("bf16")
+
+
+def test_the_rerank_stage_picks_vllm_on_either_gpu(gpu) -> None:
+    from eedi_utils.config import RerankConfig
+    from eedi_utils.rerank.stage import backend_name
+
+    assert backend_name(RerankConfig()) == "vllm"
+    assert backend_name(RerankConfig(backend="transformers")) == "transformers"
+
+
+def test_a_gptq_checkpoint_in_transformers_computes_in_the_gpus_half_dtype(
+    gpu, tmp_path, monkeypatch
+) -> None:
+    """AutoRound's kernels compute in fp16 or bf16 only (`rerank/backends.py`): an fp32 ask
+    becomes fp16 on the T4, bf16 on the H200."""
+    import json
+
+    import eedi_utils.rerank.backends as backends
+
+    (tmp_path / "config.json").write_text(
+        json.dumps({"quantization_config": {"quant_method": "gptq"}})
+    )
+    asked = {}
+    record = classmethod(lambda cls, path, **kwargs: asked.update(kwargs))
+    monkeypatch.setattr(backends.AutoModelForCausalLM, "from_pretrained", record)
+    backends.load_causal_lm(tmp_path, torch.float32, "cuda")
+    expected = torch.bfloat16 if gpu.capability >= (8, 0) else torch.float16
+    assert asked["dtype"] == expected and asked["device_map"] == "cuda"
