@@ -18,6 +18,8 @@ from typing import Any
 from eedi_utils.config import RerankConfig
 
 AMPERE = (8, 0)
+POINTWISE_CHOICES = 2  # Yes, No (rerank/prompts.py; not imported: it needs pandas, which
+# vLLM's environment in the tests lacks)
 DTYPES = {"float16": "half", "bfloat16": "bfloat16", "float32": "float32"}
 
 
@@ -45,6 +47,7 @@ def engine_arguments(
         "quantization": config.quantization or None,
         "enable_prefix_caching": True,  # windows of one row share the question's tokens
         "logprobs_mode": "processed_logprobs",  # after allowed_token_ids: over the choices
+        "max_logprobs": choice_tokens(config),  # vLLM's default, 20, refuses wider windows
         "seed": 0,
     }
     backend = config.attention_backend
@@ -53,3 +56,9 @@ def engine_arguments(
     if backend:
         arguments["attention_backend"] = backend
     return arguments
+
+
+def choice_tokens(config: RerankConfig) -> int:
+    """The most tokens one prompt scores: the widest window's labels (listwise) or Yes/No;
+    `choice_logprobs` asks vLLM for that many log-probabilities."""
+    return max([POINTWISE_CHOICES, *(last - first + 1 for first, last in config.windows)])
