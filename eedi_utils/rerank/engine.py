@@ -4,8 +4,10 @@
 Turing (sm75: Kaggle's T4) facts they follow:
 - no bf16: dtype 'auto' becomes fp16 ('half') before sm80;
 - vLLM's V1 engine has no FlashAttention there (it needs sm80): TRITON_ATTN is chosen;
-- AWQ and GPTQ checkpoints run with their own kernels (the Marlin variants need sm80), so the
-  quantisation is left to the checkpoint's config;
+- the quantisation is left to the checkpoint's config: vLLM 0.19.1 upgrades a 4-bit symmetric
+  GPTQ checkpoint with groups of 128 (what `train-reranker` writes) to `gptq_marlin`, a 4-bit
+  AWQ one to `awq_marlin`, both from sm75 (`get_min_capability` 75); `quantization = "gptq"`
+  forces the plain GPTQ kernel (sm60) as a fallback;
 - eager mode (no CUDA graphs) keeps the 15 GB per T4 for weights and KV cache;
 - tensor parallelism over every visible GPU (2 on T4 x2) by default.
 """
