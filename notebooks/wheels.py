@@ -31,6 +31,7 @@ OUTPUT = "/kaggle/working/wheels"
 SMOKE_TEST = True  # load a tiny model in vLLM (fp16, Triton attention, eager) and generate
 AUTO_ROUND_VERSION = "0.16.1"  # GPTQ smoke test: the format `eedi train-reranker` writes
 GPTQ_SMOKE_TEST = True  # quantise the tiny model to 4-bit GPTQ and run it in vLLM on this T4
+TP_SMOKE_TEST = True  # the kit's vLLM backend on both T4s with prefix caching, as inference
 
 # %% 1. The kit's wheel and tested pins, from the attached code and wheels datasets
 import json
@@ -153,7 +154,42 @@ if SMOKE_TEST and GPTQ_SMOKE_TEST:
         gptq_smoke = {"ran": True, "error": f"{type(err).__name__}: {err}"}
     print(gptq_smoke)
 
-# %% 6. Record what was shipped, and for which image
+# %% 6. Tensor-parallel smoke test, as inference runs vLLM: the kit's `VllmBackend` with the
+# [rerank] defaults (every visible GPU: TP = 2 on T4 x2; prefix caching; TRITON_ATTN on a T4),
+# one `choice_logprobs` call on prompts sharing a prefix of several KV blocks, against
+# transformers on the same prompts. A failure is recorded in the manifest, the wheels kept.
+tp_smoke = {"ran": False}
+if SMOKE_TEST and TP_SMOKE_TEST:
+    try:
+        from eedi_utils.config import RerankConfig
+        from eedi_utils.rerank.vllm import VllmBackend
+
+        config = RerankConfig(dtype="float16", max_model_len=256, gpu_memory_utilization=0.3)
+        backend = VllmBackend(folder, config)
+        prefix = backend.tokenizer(" ".join(corpus[:30]))["input_ids"][:96]  # 6 blocks of 16
+        choices = list(dict.fromkeys(prefix))[:5]  # five distinct tokens of the text
+        prompts = [prefix + [token] for token in choices]
+        scores = backend.choice_logprobs(prompts, choices)
+        engine = backend.llm.llm_engine.vllm_config
+        parallel = engine.parallel_config.tensor_parallel_size
+        prefix_caching = engine.cache_config.enable_prefix_caching
+        del backend, engine
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        reference = Qwen2ForCausalLM.from_pretrained(folder, dtype=torch.float16).to(device)
+        with torch.inference_mode():
+            logits = reference(torch.tensor(prompts, device=device)).logits[:, -1, choices]
+        expected = logits.float().log_softmax(-1).cpu().numpy()
+        tp_smoke = {
+            "ran": True,
+            "tensor_parallel_size": parallel,
+            "prefix_caching": prefix_caching,
+            "max_abs_logprob_difference": float(abs(scores - expected).max()),
+        }
+    except Exception as err:  # recorded in the manifest: the wheels above are the output
+        tp_smoke = {"ran": True, "error": f"{type(err).__name__}: {err}"}
+    print(tp_smoke)
+
+# %% 7. Record what was shipped, and for which image
 manifest = {
     "kit": kit_version,
     "vllm": VLLM_VERSION,
@@ -164,6 +200,7 @@ manifest = {
     "shipped": shipped,
     "smoke_test": smoke,
     "gptq_smoke_test": {"auto_round": AUTO_ROUND_VERSION, **gptq_smoke},
+    "tp_smoke_test": tp_smoke,
 }
 (wheels / "manifest.json").write_text(json.dumps(manifest, indent=2))
 print(json.dumps(manifest, indent=2))

@@ -39,6 +39,7 @@ from tiny_models import (  # noqa: E402
     tiny_causal_lm,
     tiny_decoder,
     tiny_sentence_model,
+    tiny_vllm_lm,
 )
 
 from eedi_utils.config import KitConfig, RetrievalConfig, load_config  # noqa: E402
@@ -60,6 +61,7 @@ class Checks:
         self.sentence_model = tiny_sentence_model(root / "sentence", corpus)
         self.decoder = tiny_decoder(root / "decoder", corpus)
         self.causal_lm = tiny_causal_lm(root / "causal-lm", corpus)
+        self.vllm_lm = tiny_vllm_lm(root / "vllm-lm", corpus)  # heads vLLM's backends take
         self.data = CompetitionData(sample_dir())
         self.rows: list[dict] = []
 
@@ -211,12 +213,11 @@ class Checks:
         from eedi_utils.rerank.backends import TransformersBackend
         from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
 
-        model = tiny_causal_lm(self.root / "causal-lm-128", sample_corpus(), hidden_size=128)
         config = self.vllm_config()
-        full = TransformersBackend(model, config, device)
+        full = TransformersBackend(self.vllm_lm, config, device)
         prompts, labels = self.listwise_prompts(full.tokenizer, 24)
         windows = calibration_windows(prompts, 128, 16, seed=0)
-        gptq = quantize_gptq(model, self.root / "gptq", windows, 4, 128, iters=20)
+        gptq = quantize_gptq(self.vllm_lm, self.root / "gptq", windows, 4, 128, iters=20)
         quantised = TransformersBackend(gptq, config, device).choice_logprobs(prompts, labels)
         lost = float(np.abs(quantised - full.choice_logprobs(prompts, labels)).max())
         detail = f"4-bit vs fp16 max |logprob difference| {lost:.4f} (transformers backend)"
@@ -238,10 +239,10 @@ class Checks:
         from eedi_utils.rerank.vllm import VllmBackend
 
         config = self.vllm_config()
-        hf = TransformersBackend(self.causal_lm, config)
+        hf = TransformersBackend(self.vllm_lm, config)
         prompts, labels = self.listwise_prompts(hf.tokenizer)
         expected = hf.choice_logprobs(prompts, labels)
-        got = VllmBackend(self.causal_lm, config).choice_logprobs(prompts, labels)
+        got = VllmBackend(self.vllm_lm, config).choice_logprobs(prompts, labels)
         difference = float(np.abs(expected - got).max())
         same_top = float((expected.argmax(1) == got.argmax(1)).mean())
         if difference > 0.05:

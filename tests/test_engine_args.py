@@ -38,3 +38,14 @@ def test_explicit_settings_win_and_bf16_on_a_t4_is_refused() -> None:
     assert arguments["quantization"] == "awq"
     with pytest.raises(ValueError, match="no bf16"):
         engine_arguments("m", RerankConfig(dtype="bfloat16"), T4, gpus=2)
+
+
+def test_max_logprobs_covers_the_widest_window() -> None:
+    """vLLM 0.19.1 caps a request's `logprobs` at `max_logprobs`, 20 unless set
+    (vllm/config/model.py `max_logprobs: int = 20`; vllm/sampling_params.py
+    `_validate_logprobs` raises above it): a [1, 25] window asks for 25."""
+    wide = RerankConfig(windows=[[1, 25], [8, 17]])
+    assert engine_arguments("m", wide, T4, gpus=2)["max_logprobs"] == 25
+    assert engine_arguments("m", RerankConfig(), None, gpus=1)["max_logprobs"] == 10
+    pointwise = RerankConfig(mode="pointwise", windows=[])
+    assert engine_arguments("m", pointwise, A100, gpus=1)["max_logprobs"] == 2  # Yes, No

@@ -3,12 +3,15 @@ and every CUDA check is skipped with its reason; on a GPU it is the device check
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+from eedi_utils.rerank.engine import engine_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,3 +36,20 @@ def test_gpu_check_reports_every_check(tmp_path: Path) -> None:
     for name in ("retriever LoRA fp16", "retriever LoRA bf16", "reranker QLoRA 4-bit",
                  "embedder 4/8-bit", "vLLM vs transformers"):  # fmt: skip
         assert rows[name] == {**rows[name], "status": "skipped", "detail": "no CUDA GPU"}
+
+
+def test_the_vllm_checks_model_has_heads_triton_attention_takes(request, tmp_path: Path) -> None:
+    """On a T4 the vLLM checks run with TRITON_ATTN forced (rerank/engine.py); vLLM 0.19.1
+    raises when a forced backend fails validation (vllm/platforms/cuda.py
+    get_attn_backend_cls), and TRITON_ATTN's rule is `head_size >= 32`
+    (vllm/v1/attention/backends/triton_attn.py supports_head_size)."""
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "scripts" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    checks = gpu_check.Checks(tmp_path, allow_cpu=False)  # models built on the CPU
+    request.getfixturevalue("t4")  # then the T4 x2 that the engine's arguments are for
+    capability, gpus = torch.cuda.get_device_capability(), torch.cuda.device_count()
+    arguments = engine_arguments(checks.vllm_lm, checks.vllm_config(), capability, gpus)
+    assert arguments["attention_backend"] == "TRITON_ATTN"
+    config = json.loads((checks.vllm_lm / "config.json").read_text())
+    assert config["hidden_size"] // config["num_attention_heads"] >= 32  # vLLM's Qwen2 head_dim

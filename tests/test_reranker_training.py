@@ -470,3 +470,29 @@ def test_eedi_train_reranker_saves_a_model_the_rerank_stage_loads(
             CompetitionData(sample), tmp_path / f"{model}.csv", None, config
         )
         assert submission.exists()
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_the_gptq_folder_is_one_vllm_runs_on_marlin_on_a_t4(bits, tmp_path, sample) -> None:
+    """vLLM 0.19.1 runs a checkpoint with `gptq_marlin` (`get_min_capability` 75: a T4) when
+    `quantization` is unset and `GPTQMarlinConfig.is_gptq_marlin_compatible` holds
+    (vllm/model_executor/layers/quantization/gptq_marlin.py): quant_method "gptq"; bits,
+    group_size, sym and desc_act all present; (bits, sym) in TYPE_MAP, (4, True) or (8, True);
+    the group size among Marlin's (utils/marlin_utils.py MARLIN_SUPPORTED_GROUP_SIZES: -1, 32,
+    64, 128). `train-reranker`'s GPTQ folder, at its default group size, meets it."""
+    from tiny_models import sample_corpus, tiny_vllm_lm
+
+    from eedi_utils.config import RerankerTrainConfig
+    from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
+
+    model = tiny_vllm_lm(tmp_path / "lm", sample_corpus(sample))
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    prompts = [tokenizer(text)["input_ids"] for text in sample_corpus(sample)[:64]]
+    group_size = RerankerTrainConfig().quantize_group_size
+    windows = calibration_windows(prompts, 64, 4, seed=0)
+    target = quantize_gptq(model, tmp_path / "gptq", windows, bits, group_size, iters=0)
+    config = json.loads((target / "config.json").read_text())["quantization_config"]
+    assert config["quant_method"] == "gptq"
+    assert all(config.get(key) is not None for key in ("bits", "group_size", "sym", "desc_act"))
+    assert (config["bits"], config["sym"]) == (bits, True)
+    assert config["group_size"] in (-1, 32, 64, 128) and config["desc_act"] is False

@@ -44,7 +44,7 @@ import json, sys
 from eedi_utils.config import RerankConfig
 from eedi_utils.rerank.vllm import VllmBackend
 job = json.load(open(sys.argv[1]))
-config = RerankConfig(dtype=job.get("dtype", "float32"), max_model_len=2048)
+config = RerankConfig(**{"dtype": "float32", "max_model_len": 2048, **job.get("config", {})})
 backend = VllmBackend(job["model"], config)
 scores = backend.choice_logprobs(job["prompts"], job["labels"]).tolist()
 texts = backend.generate(job["prompts"], 8)
@@ -68,6 +68,23 @@ def test_vllm_engine_scores_like_transformers(tmp_path, sample, smollm2) -> None
         from_vllm["scores"], backend.choice_logprobs(prompts, labels), atol=1e-3
     )
     assert from_vllm["texts"] == backend.generate(prompts, 8)  # greedy: the same tokens
+
+
+def test_vllm_engine_scores_a_25_wide_window(tmp_path, sample, smollm2) -> None:
+    """A [1, 25] window (training's widest list) asks vLLM for 25 log-probabilities, above
+    vLLM's default `max_logprobs` of 20 (vllm/config/model.py; vllm/sampling_params.py
+    `_validate_logprobs` raises above it): `engine_arguments` raises the cap to the window."""
+    data = CompetitionData(sample)
+    row = labelled(data.train()).iloc[0]
+    names = data.misconceptions["MisconceptionName"].tolist()
+    backend = TransformersBackend(smollm2, RerankConfig(dtype="float32"), "cpu")
+    prompts = [chat_ids(backend.tokenizer, listwise_messages(row, names[:25]))]
+    labels = single_token_ids(backend.tokenizer, list(LABELS[:25]))
+    job = {"model": str(smollm2), "prompts": prompts, "labels": labels}
+    job["config"] = {"windows": [[1, 25]]}
+    from_vllm = np.array(run_engine(tmp_path, job)["scores"])
+    assert from_vllm.shape == (1, 25)
+    np.testing.assert_allclose(from_vllm, backend.choice_logprobs(prompts, labels), atol=1e-3)
 
 
 def run_engine(tmp_path: Path, job: dict) -> dict:
@@ -98,6 +115,44 @@ def vllm_cpu_op(name: str) -> bool:
     return done.stdout.strip().endswith("True")
 
 
+TRITON_VALIDATION = """
+import json, sys, torch
+from vllm.platforms.interface import DeviceCapability
+from vllm.v1.attention.backend import AttentionType
+from vllm.v1.attention.backends.triton_attn import TritonAttentionBackend
+print(json.dumps([TritonAttentionBackend.validate_configuration(
+    head_size=int(size), dtype=torch.float16, kv_cache_dtype="auto", block_size=16,
+    use_mla=False, has_sink=False, use_sparse=False, use_mm_prefix=False,
+    use_per_head_quant_scales=False, device_capability=DeviceCapability(7, 5),
+    attn_type=AttentionType.DECODER) for size in sys.argv[1:]]))
+"""
+
+
+def test_the_tiny_vllm_model_passes_triton_attentions_validation_on_a_t4(tmp_path, sample):
+    """TRITON_ATTN, which the kit forces on a T4, validated by vLLM itself (the CPU build's
+    `validate_configuration`, vllm/v1/attention/backend.py, with vLLM 0.19.1's arguments; its
+    `supports_head_size` is 0.19.1's `head_size >= 32`, vllm/v1/attention/backends/
+    triton_attn.py): the model the GPU check gives vLLM passes, the 32-wide one would not."""
+    from tiny_models import sample_corpus, tiny_causal_lm, tiny_vllm_lm
+
+    corpus = sample_corpus(sample)
+    sizes = []
+    for folder in (
+        tiny_vllm_lm(tmp_path / "vllm", corpus),
+        tiny_causal_lm(tmp_path / "lm", corpus),
+    ):
+        config = json.loads((folder / "config.json").read_text())
+        sizes.append(str(config["hidden_size"] // config["num_attention_heads"]))  # Qwen2's
+    done = subprocess.run(
+        [VLLM_PYTHON, "-c", TRITON_VALIDATION, *sizes],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **VLLM_ENV},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == [[], ["head_size not supported"]]
+
+
 def test_vllm_scores_the_gptq_reranker_as_the_transformers_backend(tmp_path, sample) -> None:
     """`eedi train-reranker --train-reranker-quantize-bits 4`'s output format (AutoRound's
     GPTQ, groups of 128) loads in vLLM, which is what a T4 runs it with, and scores the
@@ -108,11 +163,11 @@ def test_vllm_scores_the_gptq_reranker_as_the_transformers_backend(tmp_path, sam
         # without cpu_gemm_wna16, which GPTQ's CPU kernel calls
         # (vllm/model_executor/kernels/linear/mixed_precision/cpu.py, CPUWNA16)
         pytest.skip("vLLM's CPU build has no GPTQ kernel (cpu_gemm_wna16) on a CPU without AVX-512")
-    from tiny_models import sample_corpus, tiny_causal_lm
+    from tiny_models import sample_corpus, tiny_vllm_lm
 
     from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
 
-    model = tiny_causal_lm(tmp_path / "lm", sample_corpus(sample), 2048, hidden_size=128)
+    model = tiny_vllm_lm(tmp_path / "lm", sample_corpus(sample))
     data = CompetitionData(sample)
     names = data.misconceptions["MisconceptionName"].tolist()
     backend = TransformersBackend(model, RerankConfig(dtype="float32"), "cpu")
@@ -125,7 +180,8 @@ def test_vllm_scores_the_gptq_reranker_as_the_transformers_backend(tmp_path, sam
     )
     quantized = TransformersBackend(gptq, RerankConfig(dtype="float16"), "cpu")
     labels = single_token_ids(quantized.tokenizer, list(LABELS[:5]))
-    job = {"model": str(gptq), "prompts": prompts[:4], "labels": labels, "dtype": "float16"}
+    job = {"model": str(gptq), "prompts": prompts[:4], "labels": labels}
+    job["config"] = {"dtype": "float16"}
     from_vllm = np.array(run_engine(tmp_path, job)["scores"])
     from_transformers = quantized.choice_logprobs(prompts[:4], labels)
     full = backend.choice_logprobs(prompts[:4], labels)

@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 import jupytext
+import pytest
 from test_wheel_set import make_wheel
 
 PROJECT = Path(__file__).resolve().parents[1]
+VLLM_PYTHON = os.environ.get("EEDI_VLLM_PYTHON", "")
 
 
 def wheels_notebook_script(folder: Path, **parameters) -> Path:
@@ -77,3 +79,35 @@ def test_the_wheels_kernel_ships_what_the_image_lacks_under_the_kits_pins(tmp_pa
     installed = {p["name"]: p["version"] for p in json.loads(versions.stdout)}
     assert installed["vllm"] == "0.19.1" and installed["eedi-t-core"] == "2.0"
     assert installed["eedi-kit"] == "0.1.0"
+
+
+@pytest.mark.skipif(not VLLM_PYTHON, reason="$EEDI_VLLM_PYTHON is not set (scripts/vllm_env.sh)")
+def test_the_tensor_parallel_smoke_test_scores_with_the_kits_backend(tmp_path, sample) -> None:
+    """notebooks/wheels.py's tensor-parallel smoke cell run for real against vLLM's CPU build
+    (tests/test_vllm.py's environment): the kit's VllmBackend with the [rerank] defaults,
+    prefix caching on, scores as transformers does, and the cell reports the tensor-parallel
+    size the engine took (1 without a GPU; every visible GPU, 2 on T4 x2, by
+    rerank/engine.py). Cell 4, which makes its model, forces TRITON_ATTN (no CPU kernel):
+    stood in for by a tiny model with vLLM-sized heads."""
+    from tiny_models import sample_corpus, tiny_vllm_lm
+
+    corpus = sample_corpus(sample)
+    folder = tiny_vllm_lm(tmp_path / "lm", corpus)
+    notebook = jupytext.read(PROJECT / "notebooks" / "wheels.py")
+    cells = {str(c.metadata.get("title")).split(".")[0]: c.source for c in notebook.cells}
+    script = tmp_path / "tp_smoke.py"
+    script.write_text(
+        f"{cells['parameters']}\nimport json, torch\nfrom pathlib import Path\n"
+        "from transformers import Qwen2ForCausalLM\n"
+        f"folder, corpus = Path({str(folder)!r}), {corpus[:30]!r}\n"
+        f"{cells['6']}\nprint(json.dumps(tp_smoke))\n"
+    )
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(PROJECT)}
+    env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the engine in-process: no main guard here
+    done = subprocess.run([VLLM_PYTHON, str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    print(f"tensor-parallel smoke cell on vLLM's CPU build: {report}")
+    assert report["ran"] and "error" not in report, report
+    assert report["tensor_parallel_size"] == 1 and report["prefix_caching"] is True
+    assert report["max_abs_logprob_difference"] < 0.05, report

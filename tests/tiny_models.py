@@ -5,6 +5,7 @@ the tests and `scripts/gpu_check.py` run on, since no model may come from a hub.
 - `tiny_decoder`: a 2-layer Qwen2 transformers folder without pooling (a decoder embedder).
 - `tiny_causal_lm`: a 2-layer Qwen2 causal LM with a chat template, whose letters A-Z and
   "Yes"/"No" are single tokens (what the [rerank] stage scores).
+- `tiny_vllm_lm`: the same with attention heads vLLM's backends accept (32 wide).
 """
 
 from __future__ import annotations
@@ -128,3 +129,16 @@ def tiny_causal_lm(
     Qwen2ForCausalLM(_qwen2_config(fast, max_length, hidden_size)).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+VLLM_HEAD_SIZE = 32  # the smallest head size vLLM 0.19.1's attention backends accept (below)
+
+
+def tiny_vllm_lm(folder: Path, corpus: list[str]) -> Path:
+    """`tiny_causal_lm` with heads of 32 (hidden 128 over 4 heads), for vLLM: 0.19.1 refuses
+    a forced backend that fails validation (vllm/platforms/cuda.py get_attn_backend_cls), and
+    TRITON_ATTN, the kit's choice on a T4, takes `head_size >= 32`
+    (vllm/v1/attention/backends/triton_attn.py supports_head_size); CPU_ATTN takes 32, 64, 80,
+    ... (cpu_attn.py get_supported_head_sizes). `tiny_causal_lm`'s default heads are 8 wide.
+    Hidden 128 also splits every linear layer into GPTQ groups of 128."""
+    return tiny_causal_lm(folder, corpus, hidden_size=4 * VLLM_HEAD_SIZE)

@@ -4,8 +4,10 @@
 Turing (sm75: Kaggle's T4) facts they follow:
 - no bf16: dtype 'auto' becomes fp16 ('half') before sm80;
 - vLLM's V1 engine has no FlashAttention there (it needs sm80): TRITON_ATTN is chosen;
-- AWQ and GPTQ checkpoints run with their own kernels (the Marlin variants need sm80), so the
-  quantisation is left to the checkpoint's config;
+- the quantisation is left to the checkpoint's config: vLLM 0.19.1 upgrades a 4-bit symmetric
+  GPTQ checkpoint with groups of 128 (what `train-reranker` writes) to `gptq_marlin`, a 4-bit
+  AWQ one to `awq_marlin`, both from sm75 (`get_min_capability` 75); `quantization = "gptq"`
+  forces the plain GPTQ kernel (sm60) as a fallback;
 - eager mode (no CUDA graphs) keeps the 15 GB per T4 for weights and KV cache;
 - tensor parallelism over every visible GPU (2 on T4 x2) by default.
 """
@@ -18,6 +20,8 @@ from typing import Any
 from eedi_utils.config import RerankConfig
 
 AMPERE = (8, 0)
+POINTWISE_CHOICES = 2  # Yes, No (rerank/prompts.py; not imported: it needs pandas, which
+# vLLM's environment in the tests lacks)
 DTYPES = {"float16": "half", "bfloat16": "bfloat16", "float32": "float32"}
 
 
@@ -45,6 +49,7 @@ def engine_arguments(
         "quantization": config.quantization or None,
         "enable_prefix_caching": True,  # windows of one row share the question's tokens
         "logprobs_mode": "processed_logprobs",  # after allowed_token_ids: over the choices
+        "max_logprobs": choice_tokens(config),  # vLLM's default, 20, refuses wider windows
         "seed": 0,
     }
     backend = config.attention_backend
@@ -53,3 +58,9 @@ def engine_arguments(
     if backend:
         arguments["attention_backend"] = backend
     return arguments
+
+
+def choice_tokens(config: RerankConfig) -> int:
+    """The most tokens one prompt scores: the widest window's labels (listwise) or Yes/No;
+    `choice_logprobs` asks vLLM for that many log-probabilities."""
+    return max([POINTWISE_CHOICES, *(last - first + 1 for first, last in config.windows)])

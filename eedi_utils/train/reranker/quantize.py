@@ -4,8 +4,10 @@ Why AutoRound (Intel's `auto-round`): it is maintained, installs into the kit's 
 (one small dependency; llm-compressor 0.14 pins transformers <= 5.17, below the kit's 5.19, and
 GPTQModel 7.7 pulls a CUDA torch 2.14 and compiles kernels), tunes the rounding on calibration
 data (SignRound; `iters = 0` is plain round-to-nearest), runs on CPU as on CUDA, and writes the
-GPTQ format (`format="auto_gptq"`: symmetric, no act-order) whose kernels vLLM has from sm60
-on: the GPTQ and ExLlama kernels on a T4 (sm75), Marlin on newer GPUs. AutoAWQ is deprecated.
+GPTQ format (`format="auto_gptq"`: symmetric, no act-order), which vLLM 0.19.1 runs with its
+Marlin kernel from sm75 on, a T4 included (`gptq_marlin`, chosen when `[rerank] quantization`
+is empty), or its plain GPTQ kernel from sm60 (`quantization = "gptq"`). AutoAWQ is
+deprecated.
 
 Calibration windows are cut from the training prompts themselves (the [rerank] chat template,
 questions, candidate lists), so the rounding is tuned on the text the reranker will score.
