@@ -470,3 +470,36 @@ def test_eedi_train_reranker_saves_a_model_the_rerank_stage_loads(
             CompetitionData(sample), tmp_path / f"{model}.csv", None, config
         )
         assert submission.exists()
+
+
+def test_the_quantiser_and_its_model_are_freed_before_quantize_gptq_returns(
+    tiny_llm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train-reranker` evaluates right after quantising: AutoRound's object and the model it
+    loaded (auto-round 0.16.1, `compressors/base.py`: `self.model`, also returned by
+    `quantize_and_save`) are gone when `quantize_gptq` returns, reference cycles included
+    (the collector is off during the call, so only an explicit release frees them)."""
+    import gc
+    import weakref
+
+    import auto_round
+
+    from eedi_utils.train.reranker.quantize import quantize_gptq
+
+    made: list[weakref.ref] = []
+    real = auto_round.AutoRound
+
+    def recorded(*args, **kwargs):
+        quantizer = real(*args, **kwargs)
+        made.extend([weakref.ref(quantizer), weakref.ref(quantizer.model)])
+        return quantizer
+
+    monkeypatch.setattr(auto_round, "AutoRound", recorded)
+    windows = [torch.randint(100, 1000, (1, 32)) for _ in range(2)]
+    gc.disable()
+    try:
+        quantize_gptq(tiny_llm, tmp_path / "model-gptq", windows, 4, 64, iters=0)
+        alive = [ref() is not None for ref in made]
+    finally:
+        gc.enable()
+    assert len(made) == 2 and alive == [False, False]
