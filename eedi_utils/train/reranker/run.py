@@ -30,9 +30,11 @@ from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import lb_key, score_report
 from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.rerank.backends import padding_id, single_token_ids
+from eedi_utils.rerank.engine import tensor_parallel_size
 from eedi_utils.rerank.prompts import LABELS, YES_NO
 from eedi_utils.splits import config_folds
 from eedi_utils.train.lora import lora_config
+from eedi_utils.train.reranker.architecture import Architecture
 from eedi_utils.train.reranker.candidates import out_of_fold_candidates
 from eedi_utils.train.reranker.examples import (
     ListwiseExample,
@@ -41,7 +43,9 @@ from eedi_utils.train.reranker.examples import (
     pointwise_groups,
 )
 from eedi_utils.train.reranker.loss import ChoiceTrainer, ListwiseCollator, PointwiseCollator
+from eedi_utils.train.reranker.memory import check_training_memory
 from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
+from eedi_utils.train.reranker.tensor_parallel import check_group_size
 from eedi_utils.train.retriever.model import mixed_precision_flags
 
 logger = logging.getLogger(__name__)
@@ -72,6 +76,11 @@ class RerankerTraining:
             )
         self.data, self.output_dir, self.config = data, Path(output_dir), config
         self.base = resolve_input_path(cfg.base_model, dataset=config.kaggle.model_dataset)
+        if cfg.quantize_bits:  # before hours of training: the quantised folder must load
+            tp = tensor_parallel_size(config.rerank, torch.cuda.device_count())
+            check_group_size(
+                Architecture.from_folder(self.base), cfg.quantize_group_size, cfg.quantize_bits, tp
+            )
         self.device = resolve_device("auto")
         self.train = labelled(data.train())
         self.names = dict(
@@ -101,6 +110,7 @@ class RerankerTraining:
         """Train, merge into OUT/model, and report; returns OUT/model."""
         cfg = self.config.train_reranker
         state = PartialState(timeout=COLLECTIVE_TIMEOUT)  # the first one sets up the group
+        self.check_memory()
         ranked = out_of_fold_candidates(self.data, self.config, self.output_dir)
         train_rows, val_rows, val_seen = self.split()
         tokenizer = AutoTokenizer.from_pretrained(str(self.base), local_files_only=True)
@@ -154,17 +164,34 @@ class RerankerTraining:
         state.wait_for_everyone()
         return self.model_dir
 
+    def base_dtype(self) -> torch.dtype:
+        """[rerank] dtype under LoRA; fp32 for full fine-tuning."""
+        if self.config.train_reranker.lora_r:
+            return resolve_dtype(self.config.rerank.dtype, self.device)
+        return torch.float32
+
+    def check_memory(self) -> None:
+        """On CUDA, refuse a run whose estimated training memory exceeds this process's GPU
+        (`train/reranker/memory.py`), before candidates are ranked or anything is loaded."""
+        if not self.device.startswith("cuda"):
+            return
+        dtype = self.base_dtype()
+        check_training_memory(
+            Architecture.from_folder(self.base),
+            self.config.train_reranker,
+            PartialState().local_process_index,
+            dtype.itemsize if dtype != torch.float32 else 2,  # fp32: mixed-precision activations
+        )
+
     def load_model(self) -> PreTrainedModel:
         """The base in [rerank] dtype with a LoRA adapter (4-bit NF4 base for QLoRA), or in
         fp32 for full fine-tuning (lora_r = 0)."""
         cfg = self.config.train_reranker
+        dtype = self.base_dtype()
         kwargs: dict = {}
         if cfg.load_in_4bit:
             kwargs = quantization_kwargs(4, self.device)
             kwargs["device_map"] = {"": PartialState().local_process_index}
-        dtype = (
-            resolve_dtype(self.config.rerank.dtype, self.device) if cfg.lora_r else torch.float32
-        )
         model = AutoModelForCausalLM.from_pretrained(
             str(self.base), dtype=dtype, local_files_only=True, **kwargs
         )
