@@ -175,12 +175,12 @@ class RerankerTraining:
         (`train/reranker/memory.py`), before candidates are ranked or anything is loaded."""
         if not self.device.startswith("cuda"):
             return
-        dtype = self.base_dtype()
+        cfg = self.config.train_reranker
         check_training_memory(
             Architecture.from_folder(self.base),
-            self.config.train_reranker,
+            cfg,
             PartialState().local_process_index,
-            dtype.itemsize if dtype != torch.float32 else 2,  # fp32: mixed-precision activations
+            self.base_dtype().itemsize if cfg.lora_r else 2,  # full: mixed-precision activations
         )
 
     def load_model(self) -> PreTrainedModel:
