@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, TrainingArguments
+from transformers import AutoTokenizer, LlamaForCausalLM, TrainingArguments
 
 from eedi_utils.config import RerankConfig
 from eedi_utils.metrics import map_at_k
@@ -60,29 +60,6 @@ WORDS = [
     "negative",
     "positive",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
-    """A 2-layer Llama built from a config, with SmolLM2's real tokenizer and chat template."""
-    tokenizer = AutoTokenizer.from_pretrained(smollm2)
-    folder = tmp_path_factory.mktemp("tiny-llm")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def synthetic_task(n_rows: int, n_candidates: int, seed: int):

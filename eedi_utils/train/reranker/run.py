@@ -109,7 +109,8 @@ class RerankerTraining:
     def run(self) -> Path:
         """Train, merge into OUT/model, and report; returns OUT/model."""
         cfg = self.config.train_reranker
-        state = PartialState(timeout=COLLECTIVE_TIMEOUT)  # the first one sets up the group
+        # the first one sets up the group; on CPU only with cpu=True (accelerate 1.15 state.py)
+        state = PartialState(cpu=self.device == "cpu", timeout=COLLECTIVE_TIMEOUT)
         self.check_memory()
         ranked = out_of_fold_candidates(self.data, self.config, self.output_dir)
         train_rows, val_rows, val_seen = self.split()
@@ -132,9 +133,6 @@ class RerankerTraining:
         if not examples:
             raise ValueError("no training prompts: every row was over [train_reranker] max_length")
         held_out = ranked[val_rows][:, : self.config.retrieval.top_k]
-        if state.is_main_process and len(val_rows):
-            self.reports["retrieval"] = self.score(held_out, val_rows, val_seen)
-            self.reports["before"] = self.evaluate(self.base, held_out, val_rows, val_seen)
         trainer = ChoiceTrainer(
             model=self.load_model(),
             args=self.arguments(),
@@ -147,20 +145,16 @@ class RerankerTraining:
         self.losses = [round(e["loss"], 4) for e in trainer.state.log_history if "loss" in e]
         trained = self.release(trainer)
         del trainer
+        # every process has given its model back before the main one merges and starts the
+        # evaluation engines: vLLM spans every visible GPU and refuses to start on one whose
+        # free memory is below gpu_memory_utilization (vllm/v1/worker/utils.py)
+        state.wait_for_everyone()
         if state.is_main_process:
             self.save(trained, tokenizer)
-            del trained
-            self.free_memory()
-            if len(val_rows):
-                self.reports["after"] = self.evaluate(self.model_dir, held_out, val_rows, val_seen)
-            self.write_metrics(len(examples))
-            if cfg.quantize_bits:
-                quantized = self.quantize(examples)
-                if len(val_rows):
-                    self.reports["quantized"] = self.evaluate(
-                        quantized, held_out, val_rows, val_seen
-                    )
-                self.write_metrics(len(examples))
+        del trained
+        self.free_memory()
+        if state.is_main_process:
+            self.report(held_out, val_rows, val_seen, examples)
         state.wait_for_everyone()
         return self.model_dir
 
@@ -182,6 +176,28 @@ class RerankerTraining:
             PartialState().local_process_index,
             self.base_dtype().itemsize if cfg.lora_r else 2,  # full: mixed-precision activations
         )
+
+    def report(
+        self,
+        held_out: np.ndarray,
+        val_rows: np.ndarray,
+        val_seen: np.ndarray,
+        examples: list[ListwiseExample] | list[PointwiseGroup],
+    ) -> None:
+        """Main process, after training: the held-out reports (retrieval, the base before
+        training, OUT/model after) and OUT/model-gptq with its own report, written to
+        OUT/reranker_metrics.json."""
+        if len(val_rows):
+            self.reports["retrieval"] = self.score(held_out, val_rows, val_seen)
+            self.reports["before"] = self.evaluate(self.base, held_out, val_rows, val_seen)
+            self.reports["after"] = self.evaluate(self.model_dir, held_out, val_rows, val_seen)
+        self.write_metrics(len(examples))
+        if self.config.train_reranker.quantize_bits:
+            quantized = self.quantize(examples)
+            self.free_memory()
+            if len(val_rows):
+                self.reports["quantized"] = self.evaluate(quantized, held_out, val_rows, val_seen)
+            self.write_metrics(len(examples))
 
     def load_model(self) -> PreTrainedModel:
         """The base in [rerank] dtype with a LoRA adapter (4-bit NF4 base for QLoRA), or in
