@@ -155,9 +155,25 @@ def test_14b_fits_an_h200_in_4_bits_and_in_bf16_but_not_with_little_free(
 def test_train_reranker_checks_memory_for_its_gpu(sample: Path, tmp_path: Path, t4) -> None:
     """The command's own check, fp16 on the T4 ([rerank] dtype auto): QLoRA of the 14B with
     the default batch of 2 prompts of 2048 tokens is refused; with 1 prompt of 256 tokens and
-    LoRA rank 4 it fits (about 12.5 GiB, the fp32 embeddings and NF4 blocks most of it)."""
+    LoRA rank 4 it fits (about 12.6 GiB, the fp32 embeddings and NF4 blocks most of it)."""
     base = qwen25(tmp_path / "14b", "14b")
     with pytest.raises(ValueError, match="Tesla T4 0 has 14.8 GiB free"):
         training(sample, base, tmp_path, load_in_4bit=True).check_memory()
     short = dict(load_in_4bit=True, max_length=256, lora_r=4, batch_size=1)
     training(sample, base, tmp_path, **short).check_memory()
+
+
+def test_lora_on_an_fp32_base_counts_4_bytes_a_weight(sample: Path, tmp_path: Path, h200, caplog):
+    """[rerank] dtype float32 under LoRA: the base loads in fp32 (`RerankerTraining.load_model`),
+    55 GiB of Qwen2.5-14B weights, twice the bf16 figure."""
+    base = qwen25(tmp_path / "14b", "14b")
+    for dtype, weights in (("float32", "base weights 55.0"), ("bfloat16", "base weights 27.5")):
+        config = load_config(
+            None,
+            {"train_reranker": {"base_model": str(base)}, "rerank": {"dtype": dtype},
+             "evaluate": {"folds": 3}},
+        )  # fmt: skip
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            RerankerTraining(CompetitionData(sample), tmp_path / "out", config).check_memory()
+        assert weights in caplog.text
