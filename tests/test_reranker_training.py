@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, TrainingArguments
+from transformers import AutoTokenizer, LlamaForCausalLM, TrainingArguments
 
 from eedi_utils.config import RerankConfig
 from eedi_utils.metrics import map_at_k
@@ -60,29 +60,6 @@ WORDS = [
     "negative",
     "positive",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
-    """A 2-layer Llama built from a config, with SmolLM2's real tokenizer and chat template."""
-    tokenizer = AutoTokenizer.from_pretrained(smollm2)
-    folder = tmp_path_factory.mktemp("tiny-llm")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def synthetic_task(n_rows: int, n_candidates: int, seed: int):
@@ -496,3 +473,36 @@ def test_the_gptq_folder_is_one_vllm_runs_on_marlin_on_a_t4(bits, tmp_path, samp
     assert all(config.get(key) is not None for key in ("bits", "group_size", "sym", "desc_act"))
     assert (config["bits"], config["sym"]) == (bits, True)
     assert config["group_size"] in (-1, 32, 64, 128) and config["desc_act"] is False
+
+
+def test_the_quantiser_and_its_model_are_freed_before_quantize_gptq_returns(
+    tiny_llm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train-reranker` evaluates right after quantising: AutoRound's object and the model it
+    loaded (auto-round 0.16.1, `compressors/base.py`: `self.model`, also returned by
+    `quantize_and_save`) are gone when `quantize_gptq` returns, reference cycles included
+    (the collector is off during the call, so only an explicit release frees them)."""
+    import gc
+    import weakref
+
+    import auto_round
+
+    from eedi_utils.train.reranker.quantize import quantize_gptq
+
+    made: list[weakref.ref] = []
+    real = auto_round.AutoRound
+
+    def recorded(*args, **kwargs):
+        quantizer = real(*args, **kwargs)
+        made.extend([weakref.ref(quantizer), weakref.ref(quantizer.model)])
+        return quantizer
+
+    monkeypatch.setattr(auto_round, "AutoRound", recorded)
+    windows = [torch.randint(100, 1000, (1, 32)) for _ in range(2)]
+    gc.disable()
+    try:
+        quantize_gptq(tiny_llm, tmp_path / "model-gptq", windows, 4, 64, iters=0)
+        alive = [ref() is not None for ref in made]
+    finally:
+        gc.enable()
+    assert len(made) == 2 and alive == [False, False]

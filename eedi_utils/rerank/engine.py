@@ -25,6 +25,11 @@ POINTWISE_CHOICES = 2  # Yes, No (rerank/prompts.py; not imported: it needs pand
 DTYPES = {"float16": "half", "bfloat16": "bfloat16", "float32": "float32"}
 
 
+def tensor_parallel_size(config: RerankConfig, gpus: int) -> int:
+    """GPUs one engine spans: the configured number, else every visible one (at least 1)."""
+    return config.tensor_parallel_size or max(gpus, 1)
+
+
 def engine_arguments(
     path: str | Path, config: RerankConfig, capability: tuple[int, int] | None, gpus: int
 ) -> dict[str, Any]:
@@ -42,7 +47,7 @@ def engine_arguments(
     arguments: dict[str, Any] = {
         "model": str(path),
         "dtype": dtype,
-        "tensor_parallel_size": config.tensor_parallel_size or max(gpus, 1),
+        "tensor_parallel_size": tensor_parallel_size(config, gpus),
         "max_model_len": config.max_model_len,
         "gpu_memory_utilization": config.gpu_memory_utilization,
         "enforce_eager": config.enforce_eager,

@@ -15,6 +15,7 @@ questions, candidate lists), so the rounding is tuned on the text the reranker w
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import tempfile
@@ -65,7 +66,7 @@ def quantize_gptq(
 ) -> Path:
     """`model_dir` (a plain transformers folder) quantised to `bits`-bit GPTQ in `target`
     (replaced), calibrated on `windows`; on every GPU there is (`device_map="auto"`), else on
-    the CPU."""
+    the CPU. AutoRound's model is freed before it returns."""
     auto_round = require("auto_round", "[train_reranker] quantize_bits")
     from transformers import AutoTokenizer
 
@@ -87,8 +88,26 @@ def quantize_gptq(
     )
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantizing-") as work:
         _, folder = quantizer.quantize_and_save(work, format=FORMAT)  # one format: one folder
+        del quantizer, _
+        release_quantizer()
         if target.exists():
             shutil.rmtree(target)
         shutil.move(folder, target)
     logger.info("%d-bit GPTQ reranker saved in %s", bits, target)
     return target
+
+
+def release_quantizer() -> None:
+    """Free AutoRound's model, so that the evaluation engine started next finds the memory: in
+    auto-round 0.16.1 the model stays referenced by the process-wide `ModelContext` singleton
+    (`context/base.py`, `AutoSkipInitMeta._instances`) until the next `AutoRound(...)` resets
+    it (`compressors/base.py`); reset it and `CompressContext` now, collect, and give the freed
+    CUDA blocks back."""
+    from auto_round.context.compress import CompressContext
+    from auto_round.context.model import ModelContext
+
+    ModelContext.reset_context()
+    CompressContext.reset_context()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

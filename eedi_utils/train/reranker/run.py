@@ -30,9 +30,11 @@ from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import lb_key, score_report
 from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.rerank.backends import padding_id, single_token_ids
+from eedi_utils.rerank.engine import tensor_parallel_size
 from eedi_utils.rerank.prompts import LABELS, YES_NO
 from eedi_utils.splits import config_folds
 from eedi_utils.train.lora import lora_config
+from eedi_utils.train.reranker.architecture import Architecture
 from eedi_utils.train.reranker.candidates import out_of_fold_candidates
 from eedi_utils.train.reranker.examples import (
     ListwiseExample,
@@ -41,7 +43,9 @@ from eedi_utils.train.reranker.examples import (
     pointwise_groups,
 )
 from eedi_utils.train.reranker.loss import ChoiceTrainer, ListwiseCollator, PointwiseCollator
+from eedi_utils.train.reranker.memory import check_training_memory
 from eedi_utils.train.reranker.quantize import calibration_windows, quantize_gptq
+from eedi_utils.train.reranker.tensor_parallel import check_group_size
 from eedi_utils.train.retriever.model import mixed_precision_flags
 
 logger = logging.getLogger(__name__)
@@ -72,6 +76,11 @@ class RerankerTraining:
             )
         self.data, self.output_dir, self.config = data, Path(output_dir), config
         self.base = resolve_input_path(cfg.base_model, dataset=config.kaggle.model_dataset)
+        if cfg.quantize_bits:  # before hours of training: the quantised folder must load
+            tp = tensor_parallel_size(config.rerank, torch.cuda.device_count())
+            check_group_size(
+                Architecture.from_folder(self.base), cfg.quantize_group_size, cfg.quantize_bits, tp
+            )
         self.device = resolve_device("auto")
         self.train = labelled(data.train())
         self.names = dict(
@@ -100,7 +109,9 @@ class RerankerTraining:
     def run(self) -> Path:
         """Train, merge into OUT/model, and report; returns OUT/model."""
         cfg = self.config.train_reranker
-        state = PartialState(timeout=COLLECTIVE_TIMEOUT)  # the first one sets up the group
+        # the first one sets up the group; on CPU only with cpu=True (accelerate 1.15 state.py)
+        state = PartialState(cpu=self.device == "cpu", timeout=COLLECTIVE_TIMEOUT)
+        self.check_memory()
         ranked = out_of_fold_candidates(self.data, self.config, self.output_dir)
         train_rows, val_rows, val_seen = self.split()
         tokenizer = AutoTokenizer.from_pretrained(str(self.base), local_files_only=True)
@@ -122,9 +133,6 @@ class RerankerTraining:
         if not examples:
             raise ValueError("no training prompts: every row was over [train_reranker] max_length")
         held_out = ranked[val_rows][:, : self.config.retrieval.top_k]
-        if state.is_main_process and len(val_rows):
-            self.reports["retrieval"] = self.score(held_out, val_rows, val_seen)
-            self.reports["before"] = self.evaluate(self.base, held_out, val_rows, val_seen)
         trainer = ChoiceTrainer(
             model=self.load_model(),
             args=self.arguments(),
@@ -137,34 +145,69 @@ class RerankerTraining:
         self.losses = [round(e["loss"], 4) for e in trainer.state.log_history if "loss" in e]
         trained = self.release(trainer)
         del trainer
+        # every process has given its model back before the main one merges and starts the
+        # evaluation engines: vLLM spans every visible GPU and refuses to start on one whose
+        # free memory is below gpu_memory_utilization (vllm/v1/worker/utils.py)
+        state.wait_for_everyone()
         if state.is_main_process:
             self.save(trained, tokenizer)
-            del trained
-            self.free_memory()
-            if len(val_rows):
-                self.reports["after"] = self.evaluate(self.model_dir, held_out, val_rows, val_seen)
-            self.write_metrics(len(examples))
-            if cfg.quantize_bits:
-                quantized = self.quantize(examples)
-                if len(val_rows):
-                    self.reports["quantized"] = self.evaluate(
-                        quantized, held_out, val_rows, val_seen
-                    )
-                self.write_metrics(len(examples))
+        del trained
+        self.free_memory()
+        if state.is_main_process:
+            self.report(held_out, val_rows, val_seen, examples)
         state.wait_for_everyone()
         return self.model_dir
+
+    def base_dtype(self) -> torch.dtype:
+        """[rerank] dtype under LoRA; fp32 for full fine-tuning."""
+        if self.config.train_reranker.lora_r:
+            return resolve_dtype(self.config.rerank.dtype, self.device)
+        return torch.float32
+
+    def check_memory(self) -> None:
+        """On CUDA, refuse a run whose estimated training memory exceeds this process's GPU
+        (`train/reranker/memory.py`), before candidates are ranked or anything is loaded."""
+        if not self.device.startswith("cuda"):
+            return
+        cfg = self.config.train_reranker
+        check_training_memory(
+            Architecture.from_folder(self.base),
+            cfg,
+            PartialState().local_process_index,
+            self.base_dtype().itemsize if cfg.lora_r else 2,  # full: mixed-precision activations
+        )
+
+    def report(
+        self,
+        held_out: np.ndarray,
+        val_rows: np.ndarray,
+        val_seen: np.ndarray,
+        examples: list[ListwiseExample] | list[PointwiseGroup],
+    ) -> None:
+        """Main process, after training: the held-out reports (retrieval, the base before
+        training, OUT/model after) and OUT/model-gptq with its own report, written to
+        OUT/reranker_metrics.json."""
+        if len(val_rows):
+            self.reports["retrieval"] = self.score(held_out, val_rows, val_seen)
+            self.reports["before"] = self.evaluate(self.base, held_out, val_rows, val_seen)
+            self.reports["after"] = self.evaluate(self.model_dir, held_out, val_rows, val_seen)
+        self.write_metrics(len(examples))
+        if self.config.train_reranker.quantize_bits:
+            quantized = self.quantize(examples)
+            self.free_memory()
+            if len(val_rows):
+                self.reports["quantized"] = self.evaluate(quantized, held_out, val_rows, val_seen)
+            self.write_metrics(len(examples))
 
     def load_model(self) -> PreTrainedModel:
         """The base in [rerank] dtype with a LoRA adapter (4-bit NF4 base for QLoRA), or in
         fp32 for full fine-tuning (lora_r = 0)."""
         cfg = self.config.train_reranker
+        dtype = self.base_dtype()
         kwargs: dict = {}
         if cfg.load_in_4bit:
             kwargs = quantization_kwargs(4, self.device)
             kwargs["device_map"] = {"": PartialState().local_process_index}
-        dtype = (
-            resolve_dtype(self.config.rerank.dtype, self.device) if cfg.lora_r else torch.float32
-        )
         model = AutoModelForCausalLM.from_pretrained(
             str(self.base), dtype=dtype, local_files_only=True, **kwargs
         )
