@@ -15,11 +15,13 @@ H200 is capability 9.0, 132 SMs, 143771 MiB (nvidia-smi); the device tool lends 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 
 GIB = 2**30
 
@@ -68,21 +70,28 @@ def apply(monkeypatch: pytest.MonkeyPatch, profile: GpuProfile, free: int | None
     monkeypatch.setattr(cuda, "_check_bf16_tensor_supported", lambda device: True)
 
 
-@pytest.fixture(params=sorted(PROFILES))
-def gpu(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> GpuProfile:
-    """Each profile in turn."""
-    profile = PROFILES[request.param]
+def profiled(monkeypatch: pytest.MonkeyPatch, profile: GpuProfile) -> Iterator[GpuProfile]:
+    """`profile` for one test. accelerate makes its process state once, on first use, from
+    the device it sees (1.15 `state.py`): it is reset on entry and again once the real CPU
+    is back, so no state made under a profile outlives it."""
+    AcceleratorState._reset_state(reset_partial_state=True)
     apply(monkeypatch, profile)
-    return profile
+    yield profile
+    monkeypatch.undo()
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(params=sorted(PROFILES))
+def gpu(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[GpuProfile]:
+    """Each profile in turn."""
+    yield from profiled(monkeypatch, PROFILES[request.param])
 
 
 @pytest.fixture()
-def t4(monkeypatch: pytest.MonkeyPatch) -> GpuProfile:
-    apply(monkeypatch, T4)
-    return T4
+def t4(monkeypatch: pytest.MonkeyPatch) -> Iterator[GpuProfile]:
+    yield from profiled(monkeypatch, T4)
 
 
 @pytest.fixture()
-def h200(monkeypatch: pytest.MonkeyPatch) -> GpuProfile:
-    apply(monkeypatch, H200)
-    return H200
+def h200(monkeypatch: pytest.MonkeyPatch) -> Iterator[GpuProfile]:
+    yield from profiled(monkeypatch, H200)

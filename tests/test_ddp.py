@@ -52,6 +52,7 @@ def test_two_process_training(sample, tiny_model, tmp_path) -> None:
         env=env,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stderr.count("epoch 0:") == 1  # one process group from the start
     assert result.stderr.count("mining round 0") == 1
     assert result.stderr.count("mining round 1") == 1
     assert sorted(p.name for p in (out / "negatives").glob("*.npy")) == [

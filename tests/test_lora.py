@@ -148,6 +148,24 @@ def test_qlora_merges_into_the_base_reloaded_in_half_precision(
     assert recorded["dtype"] == (torch.float16 if gpu.capability < (8, 0) else torch.bfloat16)
 
 
+def test_the_qlora_merge_loads_its_base_on_the_cpu(t4, tiny_qwen, monkeypatch) -> None:
+    """A 7B base in fp16 alone fills a 14.75 GiB T4 that still holds the 4-bit model: the base
+    for the merge is loaded on the CPU (in the T4's fp16), placed after the 4-bit one is freed."""
+    import eedi_utils.train.retriever.model as model_module
+
+    loads = []
+
+    def recording(config, max_seq_length, device, model_dataset="", dtype=None):
+        loads.append((device, dtype, config.load_in_4bit))
+        raise Loaded
+
+    monkeypatch.setattr(model_module, "build_model", recording)
+    qlora = TrainConfig(base_model=str(tiny_qwen), lora_r=4, load_in_4bit=True)
+    with pytest.raises(Loaded):
+        model_module.merged_model(object(), qlora, 64, "cuda")
+    assert loads == [("cpu", torch.float16, False)]
+
+
 def test_qlora_merge_adds_the_adapter_to_the_fresh_base(tiny_qwen, monkeypatch) -> None:
     monkeypatch.setattr("eedi_utils.devices.cpu_runs_bf16_fast", lambda: False)  # fp32 on CPU
     assert resolve_dtype("auto", "cpu") == torch.float32

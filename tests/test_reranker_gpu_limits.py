@@ -52,9 +52,16 @@ def arch(tmp_path: Path, request: pytest.FixtureRequest) -> Architecture:
     return Architecture.from_folder(qwen25(tmp_path / request.param, request.param))
 
 
-def training(sample: Path, base: Path, tmp_path: Path, **settings) -> RerankerTraining:
+def training(
+    sample: Path, base: Path, tmp_path: Path, tensor_parallel_size: int = 0, **settings
+) -> RerankerTraining:
     config = load_config(
-        None, {"train_reranker": {"base_model": str(base), **settings}, "evaluate": {"folds": 3}}
+        None,
+        {
+            "train_reranker": {"base_model": str(base), **settings},
+            "rerank": {"tensor_parallel_size": tensor_parallel_size},
+            "evaluate": {"folds": 3},
+        },
     )
     return RerankerTraining(CompetitionData(sample), tmp_path / "out", config)
 
@@ -103,8 +110,8 @@ def test_heads_must_divide_by_the_gpus(arch) -> None:
 def test_train_reranker_refuses_the_group_before_training_on_t4_x2(
     sample: Path, tmp_path: Path, t4
 ) -> None:
-    """[rerank] tensor_parallel_size 0 is every visible GPU: 2 on the T4 x2 profile, 1 on the
-    H200's, as the vLLM engine would take them (`rerank/engine.py`)."""
+    """[rerank] tensor_parallel_size 0 is every visible GPU: 2 on the T4 x2 profile, as the
+    vLLM engine would take them (`rerank/engine.py`)."""
     base = qwen25(tmp_path / "72b", "72b")
     with pytest.raises(ValueError, match="tensor parallelism 2.*work: 64, 32"):
         training(sample, base, tmp_path, quantize_bits=4)
@@ -112,8 +119,15 @@ def test_train_reranker_refuses_the_group_before_training_on_t4_x2(
     training(sample, base, tmp_path, quantize_bits=0)
 
 
-def test_train_reranker_takes_group_128_on_one_h200(sample: Path, tmp_path: Path, h200) -> None:
-    training(sample, qwen25(tmp_path / "72b", "72b"), tmp_path, quantize_bits=4)
+def test_one_h200_checks_the_group_for_kaggles_t4_x2_too(
+    sample: Path, tmp_path: Path, h200
+) -> None:
+    """A 72B quantised on one H200 is submitted on the T4 x2 (TP 2): group 128 is refused
+    there unless [rerank] tensor_parallel_size says the engine runs on one GPU."""
+    base = qwen25(tmp_path / "72b", "72b")
+    with pytest.raises(ValueError, match="tensor parallelism 2.*work: 64, 32"):
+        training(sample, base, tmp_path, quantize_bits=4)
+    training(sample, base, tmp_path, quantize_bits=4, tensor_parallel_size=1)
 
 
 @pytest.mark.parametrize("arch", ["14b"], indirect=True)

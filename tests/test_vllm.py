@@ -132,7 +132,7 @@ def test_the_tiny_vllm_model_passes_triton_attentions_validation_on_a_t4(tmp_pat
     """TRITON_ATTN, which the kit forces on a T4, validated by vLLM itself (the CPU build's
     `validate_configuration`, vllm/v1/attention/backend.py, with vLLM 0.19.1's arguments; its
     `supports_head_size` is 0.19.1's `head_size >= 32`, vllm/v1/attention/backends/
-    triton_attn.py): the model the GPU check gives vLLM passes, the 32-wide one would not."""
+    triton_attn.py): the model the GPU check gives vLLM passes, the 8-wide one would not."""
     from tiny_models import sample_corpus, tiny_causal_lm, tiny_vllm_lm
 
     corpus = sample_corpus(sample)

@@ -30,6 +30,18 @@ def tensor_parallel_size(config: RerankConfig, gpus: int) -> int:
     return config.tensor_parallel_size or max(gpus, 1)
 
 
+KAGGLE_GPUS = 2  # the T4 x2 a submission runs on
+
+
+def inference_tensor_parallel(config: RerankConfig, gpus: int) -> list[int]:
+    """The tensor parallel sizes a checkpoint made here must load under: the configured one,
+    else both every GPU here and Kaggle's two T4s (a model quantised on one big GPU is
+    submitted on the T4 x2)."""
+    if config.tensor_parallel_size:
+        return [config.tensor_parallel_size]
+    return sorted({tensor_parallel_size(config, gpus), KAGGLE_GPUS})
+
+
 def engine_arguments(
     path: str | Path, config: RerankConfig, capability: tuple[int, int] | None, gpus: int
 ) -> dict[str, Any]:

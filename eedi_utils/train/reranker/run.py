@@ -30,7 +30,7 @@ from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import lb_key, score_report
 from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.rerank.backends import padding_id, single_token_ids
-from eedi_utils.rerank.engine import tensor_parallel_size
+from eedi_utils.rerank.engine import inference_tensor_parallel
 from eedi_utils.rerank.prompts import LABELS, YES_NO
 from eedi_utils.splits import config_folds
 from eedi_utils.train.lora import lora_config
@@ -77,10 +77,9 @@ class RerankerTraining:
         self.data, self.output_dir, self.config = data, Path(output_dir), config
         self.base = resolve_input_path(cfg.base_model, dataset=config.kaggle.model_dataset)
         if cfg.quantize_bits:  # before hours of training: the quantised folder must load
-            tp = tensor_parallel_size(config.rerank, torch.cuda.device_count())
-            check_group_size(
-                Architecture.from_folder(self.base), cfg.quantize_group_size, cfg.quantize_bits, tp
-            )
+            arch = Architecture.from_folder(self.base)
+            for tp in inference_tensor_parallel(config.rerank, torch.cuda.device_count()):
+                check_group_size(arch, cfg.quantize_group_size, cfg.quantize_bits, tp)
         self.device = resolve_device("auto")
         self.train = labelled(data.train())
         self.names = dict(

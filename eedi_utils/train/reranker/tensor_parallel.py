@@ -11,7 +11,8 @@ features of the column-parallel ones (q/k/v, gate/up) over the GPUs. vLLM 0.19.1
 - `model_executor/layers/quantization/utils/marlin_utils.py` (`verify_marlin_supports_shape`):
   Marlin also needs input features per GPU divisible by 128 and output by 64; when not,
   `kernels/linear/__init__.py` (`choose_mp_linear_kernel`) falls back to the next kernel
-  (Exllama: fp16 activations only);
+  (Exllama: fp16 activations only, `mixed_precision/exllama.py`; Machete, listed first, runs
+  on sm90 only), so in bf16 on sm80-sm89 none may be left;
 - `config/model.py` (`verify_with_parallel_config`): the attention heads divisible by the GPUs.
 
 Qwen2.5-72B's down_proj has 29568 inputs: 14784 per GPU over 2, a multiple of 64, not of 128.
@@ -87,6 +88,8 @@ def check_group_size(arch: Architecture, group_size: int, bits: int, tp: int) ->
         if per_gpu % MARLIN_THREAD_K or outputs % MARLIN_THREAD_N:
             logger.warning(
                 "%s: %d input / %d output features per GPU over %d GPUs: Marlin needs "
-                "multiples of %d / %d, so vLLM uses a slower kernel (Exllama, fp16 only)",
+                "multiples of %d / %d, so vLLM falls back to Exllama, which takes fp16 only: "
+                "fine on a T4; in bf16 (sm80 on) no kernel may be left, so serve it with "
+                '[rerank] dtype = "float16" there',
                 name, per_gpu, outputs, tp, MARLIN_THREAD_K, MARLIN_THREAD_N,
             )  # fmt: skip

@@ -75,15 +75,16 @@ def merged_model(
     model_dataset: str = "",
 ) -> SentenceTransformer:
     """The trained model with its adapter folded into the base weights. A QLoRA adapter is
-    merged into the base loaded again unquantised, in the device's half dtype (`resolve_dtype`
+    merged into the base loaded again unquantised, in `device`'s half dtype (`resolve_dtype`
     'auto': fp16 on a T4, bf16 from sm80), not into the 4-bit weights it trained on: peft's
     `Linear4bit.merge` dequantises, adds and quantises the sum again, with a warning of rounding
-    errors (peft 0.21.2, `tuners/lora/bnb.py`)."""
+    errors (peft 0.21.2, `tuners/lora/bnb.py`). That base is loaded and merged on the CPU (a 7B
+    in fp16 alone fills a T4); the caller moves it once the 4-bit model is released."""
     if not config.load_in_4bit:
         return merge_lora(model)
     unquantized = replace(config, lora_r=0, load_in_4bit=False)
     dtype = resolve_dtype("auto", device)
-    base = build_model(unquantized, max_seq_length, device, model_dataset, dtype=dtype)
+    base = build_model(unquantized, max_seq_length, "cpu", model_dataset, dtype=dtype)
     return merge_lora(model, into=base)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from accelerate import PartialState
+from accelerate.utils import release_memory
 from datasets import Dataset
 from sentence_transformers import (
     SentenceTransformer,
@@ -255,8 +256,11 @@ class RetrieverTraining:
     ):
         self.config, self.output_dir = config, Path(output_dir)
         self.callbacks = list(callbacks or [])
-        self.state = PartialState()
         self.device = resolve_device(config.retrieval.device)
+        # on CPU, torchrun's processes form a group only with cpu=True (accelerate 1.15
+        # state.py `_prepare_backend`); without it each rank is "process 0 of 1" until the
+        # trainer's arguments rebuild the state, after the output folder and epoch 0
+        self.state = PartialState(cpu=self.device == "cpu")
         if self.state.num_processes > 1:
             self.device = str(self.state.device)
         self.data = prepare_data(data, config)
@@ -482,6 +486,27 @@ class RetrieverTraining:
         model = self.starting_model(checkpoint)
         if checkpoint is None:
             self.record(model, 0)
+        self.train_epochs(model, checkpoint)
+        if cfg.lora_r and self.state.is_main_process:  # other ranks save nothing
+            max_length = self.config.retrieval.max_seq_length
+            dataset = self.config.kaggle.model_dataset
+            model = merged_model(model, cfg, max_length, self.device, dataset)
+            release_memory()  # the trained (4-bit) model, before the merged one is placed
+            model.to(self.device)
+        if self.state.is_main_process:
+            model.save(str(self.output_dir))
+            (self.output_dir / RESOLVED_CONFIG).write_text(  # what it trained on, first
+                json.dumps(self.config.to_dict(), indent=2)
+            )
+            self.store_prior(model, final)
+            write_history(self.history, self.output_dir, self.config.retrieval.top_k)
+        self.state.wait_for_everyone()
+        return model
+
+    def train_epochs(self, model: SentenceTransformer, checkpoint: Path | None) -> None:
+        """The epochs left after `checkpoint` (None: all), each with its negatives mined and
+        its validation recorded; the trainers and the loss are gone when it returns."""
+        cfg = self.config.train
         loss, arguments = self.loss(model), self.arguments()
         for epoch in range(completed_epochs(checkpoint), cfg.epochs):
             negatives = None
@@ -501,16 +526,3 @@ class RetrieverTraining:
             self.seconds["training"] += time.perf_counter() - started
             checkpoint = self.latest_checkpoint()
             self.record(model, epoch + 1)
-        if cfg.lora_r:
-            max_length = self.config.retrieval.max_seq_length
-            dataset = self.config.kaggle.model_dataset
-            model = merged_model(model, cfg, max_length, self.device, dataset)
-        if self.state.is_main_process:
-            model.save(str(self.output_dir))
-            (self.output_dir / RESOLVED_CONFIG).write_text(  # what it trained on, first
-                json.dumps(self.config.to_dict(), indent=2)
-            )
-            self.store_prior(model, final)
-            write_history(self.history, self.output_dir, self.config.retrieval.top_k)
-        self.state.wait_for_everyone()
-        return model
