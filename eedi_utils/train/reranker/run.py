@@ -152,9 +152,11 @@ class RerankerTraining:
             self.save(trained, tokenizer)
         del trained
         self.free_memory()
+        state.wait_for_everyone()  # the model is saved
+        # the other processes leave now and free their GPUs for the evaluation engines; a
+        # barrier after hours of evaluation would outlast COLLECTIVE_TIMEOUT
         if state.is_main_process:
             self.report(held_out, val_rows, val_seen, examples)
-        state.wait_for_everyone()
         return self.model_dir
 
     def base_dtype(self) -> torch.dtype:
