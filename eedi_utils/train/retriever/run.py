@@ -257,10 +257,12 @@ class RetrieverTraining:
         self.config, self.output_dir = config, Path(output_dir)
         self.callbacks = list(callbacks or [])
         self.device = resolve_device(config.retrieval.device)
-        # on CPU, torchrun's processes form a group only with cpu=True (accelerate 1.15
-        # state.py `_prepare_backend`); without it each rank is "process 0 of 1" until the
-        # trainer's arguments rebuild the state, after the output folder and epoch 0
-        self.state = PartialState(cpu=self.device == "cpu")
+        # the trainer's arguments set up accelerate's process state (transformers 5.19
+        # training_args.py resets it and, on CPU, passes cpu=True, without which torchrun's
+        # processes are each "process 0 of 1": accelerate 1.15 state.py `_prepare_backend`);
+        # made first, so clearing the output folder and epoch 0 already see the group
+        self.training_arguments = self.arguments()
+        self.state = PartialState()
         if self.state.num_processes > 1:
             self.device = str(self.state.device)
         self.data = prepare_data(data, config)
@@ -507,7 +509,7 @@ class RetrieverTraining:
         """The epochs left after `checkpoint` (None: all), each with its negatives mined and
         its validation recorded; the trainers and the loss are gone when it returns."""
         cfg = self.config.train
-        loss, arguments = self.loss(model), self.arguments()
+        loss, arguments = self.loss(model), self.training_arguments
         for epoch in range(completed_epochs(checkpoint), cfg.epochs):
             negatives = None
             if cfg.n_negatives:
