@@ -423,6 +423,7 @@ def test_eedi_train_reranker_saves_a_model_the_rerank_stage_loads(
         "--train-reranker-gradient-accumulation-steps", "1",
         "--train-reranker-save-dtype", "float32",
         "--rerank-windows", "[[1, 4]]", "--no-rerank-reverse-pass", "--rerank-dtype", "float32",
+        "--rerank-tensor-parallel-size", "1",  # the tiny model's 64 features: served on one GPU
         "--folds", "3",
         "--train-reranker-quantize-bits", "4", "--train-reranker-quantize-group-size", "64",
         "--train-reranker-quantize-iters", "2",
