@@ -30,8 +30,6 @@ def cuda_runs_bf16_natively(device: str | int | None = None) -> bool:
     `torch.cuda.is_bf16_supported()`: by default it counts emulation, and a bf16 tensor can be
     made on any CUDA GPU, so it is True on a T4 (sm75) as well (torch 2.13,
     `torch/cuda/__init__.py`; transformers' `is_torch_bf16_gpu_available` returns the same)."""
-    if isinstance(device, str):
-        device = torch.device(device) if device.startswith("cuda:") else None
     return torch.cuda.get_device_capability(device) >= (8, 0)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from eedi_utils.config import RerankConfig
 
 AMPERE = (8, 0)
+KAGGLE_GPUS = 2  # the T4 x2 a submission runs on
 POINTWISE_CHOICES = 2  # Yes, No (rerank/prompts.py; not imported: it needs pandas, which
 # vLLM's environment in the tests lacks)
 DTYPES = {"float16": "half", "bfloat16": "bfloat16", "float32": "float32"}
@@ -28,9 +29,6 @@ DTYPES = {"float16": "half", "bfloat16": "bfloat16", "float32": "float32"}
 def tensor_parallel_size(config: RerankConfig, gpus: int) -> int:
     """GPUs one engine spans: the configured number, else every visible one (at least 1)."""
     return config.tensor_parallel_size or max(gpus, 1)
-
-
-KAGGLE_GPUS = 2  # the T4 x2 a submission runs on
 
 
 def inference_tensor_parallel(config: RerankConfig, gpus: int) -> list[int]:

@@ -15,7 +15,6 @@ questions, candidate lists), so the rounding is tuned on the text the reranker w
 
 from __future__ import annotations
 
-import gc
 import logging
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import release_memory
 
 from eedi_utils.extras import require
 
@@ -108,6 +108,4 @@ def release_quantizer() -> None:
 
     ModelContext.reset_context()
     CompressContext.reset_context()
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    release_memory()

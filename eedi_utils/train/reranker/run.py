@@ -11,7 +11,6 @@ OUT/reranker_metrics.json holds the reports and the training losses. Runs on sev
 from __future__ import annotations
 
 import copy
-import gc
 import json
 import logging
 from datetime import timedelta
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import PartialState
+from accelerate.utils import release_memory
 from peft import PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainingArguments
 
@@ -151,7 +151,7 @@ class RerankerTraining:
         if state.is_main_process:
             self.save(trained, tokenizer)
         del trained
-        self.free_memory()
+        release_memory()
         state.wait_for_everyone()  # the model is saved
         # the other processes leave now and free their GPUs for the evaluation engines; a
         # barrier after hours of evaluation would outlast COLLECTIVE_TIMEOUT
@@ -195,7 +195,7 @@ class RerankerTraining:
         self.write_metrics(len(examples))
         if self.config.train_reranker.quantize_bits:
             quantized = self.quantize(examples)
-            self.free_memory()
+            release_memory()
             if len(val_rows):
                 self.reports["quantized"] = self.evaluate(quantized, held_out, val_rows, val_seen)
             self.write_metrics(len(examples))
@@ -257,7 +257,7 @@ class RerankerTraining:
         trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
         trainer.accelerator.free_memory()
         del model
-        self.free_memory()
+        release_memory()
         return kept
 
     def save(self, trained: PreTrainedModel | Path, tokenizer) -> None:
@@ -329,9 +329,3 @@ class RerankerTraining:
             "config": self.config.to_dict(),
         }
         (self.output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-
-    @staticmethod
-    def free_memory() -> None:
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
