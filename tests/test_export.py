@@ -1,0 +1,185 @@
+"""`eedi export`: a model folder for OpenVINO or ONNX Runtime that ranks as its source does,
+carries what CV and the prior need, int8 calibrated on the competition's texts, and a check
+against the source that fails loudly. The runtimes and quantisers are the real ones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from eedi_utils import cpu_embedder
+from eedi_utils.cli import main
+from eedi_utils.config import KitConfig, RetrievalConfig
+from eedi_utils.cpu_embedder import CpuEmbedder, choose_runtime, cpu_threads
+from eedi_utils.data import CompetitionData
+from eedi_utils.embedder import encode, load_embedder
+from eedi_utils.export import run as export_run
+from eedi_utils.prior import UnseenPrior, read_prior, write_prior
+
+pytest.importorskip("openvino")
+pytest.importorskip("onnxruntime")
+
+
+def fp32() -> KitConfig:
+    config = KitConfig()
+    config.retrieval.show_progress = False
+    config.retrieval.dtype = "float32"
+    config.evaluate.folds = 3
+    return config
+
+
+def fine_tuned(tmp_path, tiny_model, val_fold: int = 1) -> str:
+    """A copy of the tiny model recording that it held out `val_fold` of 3, with a prior."""
+    folder = tmp_path / "fine-tuned"
+    shutil.copytree(tiny_model, folder)
+    resolved = KitConfig().to_dict()
+    resolved["train"]["val_fold"] = val_fold
+    resolved["evaluate"]["folds"] = 3
+    (folder / "resolved_config.json").write_text(json.dumps(resolved))
+    write_prior(folder, UnseenPrior(0.05, frozenset({1, 2, 3})), "test")
+    return str(folder)
+
+
+@pytest.mark.parametrize("fmt", ["openvino", "onnx"])
+def test_an_fp32_export_encodes_and_ranks_as_its_source(fmt, sample, tiny_model, tmp_path):
+    config = fp32()
+    config.export.format = fmt
+    source = fine_tuned(tmp_path, tiny_model)
+    out = tmp_path / "export"
+    record = export_run.export_model(source, out, CompetitionData(sample), config)
+
+    assert record["format"] == fmt and record["precision"] == "fp32"
+    assert (out / cpu_embedder.MODEL_FILES[fmt]).is_file()
+    # What CV and the prior need travels with it: the check scored the fold the source held out
+    assert read_prior(out) == read_prior(source)
+    assert record["check"]["fold"] == 1 and record["check"]["passed"] is True
+    assert record["check"]["export"] == record["check"]["source_fp32"]
+
+    texts = ["What is 3/4 of 12?", "Adds the numerators", "x" * 2000, "Thinks 0.5 > 0.75"]
+    exported = load_embedder(out, config.retrieval)
+    assert isinstance(exported, CpuEmbedder)
+    reference = SentenceTransformer(str(source), device="cpu").encode(
+        texts, normalize_embeddings=True
+    )
+    np.testing.assert_allclose(encode(exported, texts, config.retrieval), reference, atol=1e-5)
+
+
+def test_predict_with_an_export_writes_the_sources_submission(sample, tiny_model, tmp_path):
+    out = tmp_path / "export"
+    flags = ["--data-dir", str(sample), "--quiet", "--retrieval-dtype", "float32"]
+    assert main(["export", str(tiny_model), "--to", str(out), "--evaluate-folds", "3", *flags]) == 0
+    for model, name in ((tiny_model, "source.csv"), (out, "export.csv")):
+        assert main(["predict", "--model", str(model), "--out", str(tmp_path / name), *flags]) == 0
+    source, exported = ((tmp_path / n).read_text() for n in ("source.csv", "export.csv"))
+    assert exported == source
+
+
+@pytest.mark.parametrize("fmt", ["openvino", "onnx"])
+def test_int8_is_calibrated_outside_the_checked_fold_and_stays_close(
+    fmt, sample, tiny_model, tmp_path
+):
+    config = fp32()
+    config.export.format, config.export.quantize = fmt, "int8"
+    config.export.tolerance = 1.0  # a random tiny model: the ranking check is the real data's
+    out = tmp_path / "int8"
+    record = export_run.export_model(
+        fine_tuned(tmp_path, tiny_model), out, CompetitionData(sample), config
+    )
+
+    assert record["precision"] == "int8"
+    assert record["calibration"]["from"].startswith("queries of rows outside fold 1")
+    graph = out / cpu_embedder.MODEL_FILES[fmt]
+    if fmt == "openvino":
+        assert "FakeQuantize" in graph.read_text() or 'element_type="i8"' in graph.read_text()
+    else:
+        import onnx
+
+        ops = {node.op_type for node in onnx.load(str(graph)).graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    texts = ["What is 3/4 of 12?", "Adds the numerators", "Thinks 0.5 > 0.75"]
+    exported = encode(load_embedder(out, config.retrieval), texts, config.retrieval).numpy()
+    reference = SentenceTransformer(str(tiny_model), device="cpu").encode(
+        texts, normalize_embeddings=True
+    )
+    assert (exported * reference).sum(axis=1).min() > 0.95  # cosine to the fp32 embedding
+
+
+def test_a_failed_check_exits_1_keeps_the_folder_and_warns_on_load(
+    sample, tiny_model, tmp_path, monkeypatch, capsys, caplog
+):
+    real_compare = export_run.compare
+
+    def worse(*args, **kwargs):
+        checked = real_compare(*args, **kwargs)
+        return {**checked, "drop": 0.02, "passed": False, "summary": "drop +0.0200"}
+
+    monkeypatch.setattr(export_run, "compare", worse)
+    out = tmp_path / "export"
+    code = main(["export", str(tiny_model), "--to", str(out), "--data-dir", str(sample),
+                 "--quiet", "--evaluate-folds", "3"])  # fmt: skip
+    assert code == 1
+    assert "export check failed" in capsys.readouterr().err
+    assert json.loads((out / "export.json").read_text())["check"]["passed"] is False
+    with caplog.at_level("WARNING"):
+        load_embedder(out, fp32().retrieval)
+    assert "failed its export check" in caplog.text
+
+
+def test_a_non_empty_folder_is_refused_and_overwrite_replaces_only_an_export(
+    sample, tiny_model, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ["export", str(tiny_model), "--data-dir", str(sample), "--quiet", "--no-export-check"]
+    assert main([*args, "--to", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main([*args, "--to", str(out), "--overwrite"]) == 2
+    assert (out / "notes.txt").read_text() == "mine"
+    export = tmp_path / "export"
+    assert main([*args, "--to", str(export)]) == 0
+    assert main([*args, "--to", str(export), "--overwrite", "--format", "onnx"]) == 0
+    assert json.loads((export / "export.json").read_text())["format"] == "onnx"
+    assert not (export / cpu_embedder.MODEL_FILES["openvino"]).exists()
+
+
+def test_an_export_is_not_exported_again(tiny_model, tmp_path, sample):
+    config = fp32()
+    config.export.check = False
+    out = export_run.export_model(tiny_model, tmp_path / "a", CompetitionData(sample), config)
+    assert out["check"] is None
+    with pytest.raises(ValueError, match="already an export"):
+        export_run.export_model(tmp_path / "a", tmp_path / "b", CompetitionData(sample), config)
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "f32")])
+def test_openvino_computes_in_bf16_only_where_the_cpu_runs_it_natively(
+    native, expected, monkeypatch
+):
+    monkeypatch.setattr(cpu_embedder, "cpu_runs_bf16_fast", lambda: native)
+    runtime = choose_runtime({"format": "openvino", "precision": "int8"}, RetrievalConfig())
+    assert runtime.compute == expected
+    forced = choose_runtime(
+        {"format": "openvino", "precision": "int8"}, RetrievalConfig(dtype="float32")
+    )
+    assert forced.compute == "f32"
+
+
+def test_onnx_runs_fp32_and_refuses_half_precision() -> None:
+    assert choose_runtime({"format": "onnx", "precision": "fp32"}, RetrievalConfig()).compute == (
+        "fp32"
+    )
+    with pytest.raises(ValueError, match="ONNX Runtime's CPU provider runs fp32"):
+        choose_runtime({"format": "onnx", "precision": "fp32"}, RetrievalConfig(dtype="bfloat16"))
+
+
+def test_threads_are_the_cpus_this_process_may_use(monkeypatch) -> None:
+    monkeypatch.setattr(cpu_embedder.os, "sched_getaffinity", lambda pid: {0, 2, 5})
+    assert cpu_threads() == 3
+    assert cpu_threads(1) == 1
+    runtime = choose_runtime({"format": "onnx", "precision": "int8"}, RetrievalConfig())
+    assert runtime.threads == 3 and "3 threads" in runtime.describe()
