@@ -15,9 +15,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from eedi_utils.config import RetrievalConfig
+from eedi_utils.config import NUM_PREDICTIONS, RetrievalConfig
 from eedi_utils.embedder import encode, load_embedder
+from eedi_utils.metrics import lb_key, map_key
 
 RUNTIME_SCALE_SECONDS = 32400.0
 """The runtime term's denominator: 9 hours, the code competition's limit (kaggle-facts.md)."""
@@ -130,18 +132,20 @@ class RuntimeEstimate:
 
 
 def summary(
-    report: Mapping[str, float] | None,
+    report: Mapping[str, Any] | None,
     run_seconds: float,
     rerun_seconds: float,
     hidden: RuntimeEstimate | None,
     cpu_only: bool,
+    k: int = NUM_PREDICTIONS,
     base: float = BASE,
     max_map: float = MAX_MAP,
 ) -> str:
     """The lines printed at the end of a run: its measured time, the scoring rerun's share of it
     (`rerun_seconds`: without the commit run's own steps), and beside the commit run's CV
-    (`report`: map@25, seen, unseen, map@25_lb) the efficiency score, from map@25_lb and the
-    hidden-test estimate (else this run's rerun share)."""
+    (`report`, as `metrics.score_report` writes it for top `k`) the efficiency score, from
+    map@k_lb (map@k when a side has no rows) and the hidden-test estimate (else the rerun's
+    share of this run)."""
     rerun = f"{rerun_seconds:.1f} s of it would run in the scoring rerun"
     lines = [f"run time: {run_seconds:.1f} s from the first cell ({rerun})"]
     if hidden is not None:
@@ -149,19 +153,23 @@ def summary(
     if report is None:
         lines.append("efficiency score: no CV on this run, so no MAP@25 to put in it")
         return "\n".join(lines)
-    figures = "  ".join(f"{k} {report[k]:.4f}" for k in ("map@25", "seen", "unseen", "map@25_lb"))
-    lines.append(f"commit-run CV: {figures}")
+    key, lb = map_key(k), lb_key(k)
+    lb_figure = "none (a side has no rows)" if report[lb] is None else f"{report[lb]:.4f}"
+    lines.append(
+        f"commit-run CV: {key} {report[key]:.4f}  seen {report['seen'][key]:.4f}  "
+        f"unseen {report['unseen'][key]:.4f}  {lb} {lb_figure}"
+    )
     if not cpu_only:
         lines.append("efficiency track: not eligible, this session has a GPU (CPU-only track)")
         return "\n".join(lines)
+    quality, named = (report[key], key) if report[lb] is None else (report[lb], lb)
     if hidden is not None:
         runtime, which = hidden.seconds, "hidden-test estimate"
     else:
         runtime, which = rerun_seconds, "this run's scoring-rerun share"
-    score = efficiency_score(report["map@25_lb"], runtime, base, max_map)
+    score = efficiency_score(quality, runtime, base, max_map)
     lines.append(
-        f"efficiency score estimate: {score:.4f} (lower is better) = map@25_lb "
-        f"{report['map@25_lb']:.4f} / ({base} - {max_map}) + {runtime:.0f} s ({which}) / "
-        f"{RUNTIME_SCALE_SECONDS:.0f}"
+        f"efficiency score estimate: {score:.4f} (lower is better) = {named} {quality:.4f} / "
+        f"({base} - {max_map}) + {runtime:.0f} s ({which}) / {RUNTIME_SCALE_SECONDS:.0f}"
     )
     return "\n".join(lines)

@@ -64,7 +64,12 @@ def test_the_estimate_adds_each_models_start_and_encoding_to_the_time_so_far() -
     assert "minilm: start 2.0 s, 100 queries/s, 250 misconceptions/s" in str(one)
 
 
-REPORT = {"map@25": 0.3, "seen": 0.4, "unseen": 0.25, "map@25_lb": 0.319}
+REPORT = {  # as metrics.score_report writes it
+    "map@25": 0.3,
+    "seen": {"map@25": 0.4, "n": 60},
+    "unseen": {"map@25": 0.25, "n": 40},
+    "map@25_lb": 0.319,
+}
 
 
 def test_the_summary_scores_map25_lb_with_the_hidden_test_estimate() -> None:
@@ -91,6 +96,16 @@ def test_the_summary_without_an_estimate_a_cv_or_a_cpu_only_session() -> None:
     assert (
         rerun.splitlines()[-1] == "efficiency score: no CV on this run, so no MAP@25 to put in it"
     )
+    one_sided = summary({**REPORT, "map@25_lb": None}, 75.0, 3240.0, None, cpu_only=True)
+    assert "map@25_lb none (a side has no rows)" in one_sided
+    assert "-0.3702 (lower is better) = map@25 0.3000 / (0.0 - 0.638)" in one_sided  # + 0.1
+    top_50 = {
+        "map@50": 0.3,
+        "seen": {"map@50": 0.4},
+        "unseen": {"map@50": 0.25},
+        "map@50_lb": 0.319,
+    }
+    assert "= map@50_lb 0.3190 / " in summary(top_50, 75.0, 3240.0, None, cpu_only=True, k=50)
     gpu = summary(REPORT, 75.0, 50.0, None, cpu_only=False)
     assert "not eligible, this session has a GPU" in gpu and "score estimate" not in gpu
 
