@@ -34,7 +34,7 @@ ModelPaths = Sequence[str | Path | None]
 HYPOTHESIS_PREFIX = "Likely misconception: "
 
 
-def _model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Path | None]:
+def model_paths(models: ModelPaths | None, config: KitConfig) -> list[str | Path | None]:
     """Models given on the command line win over the config; none means the default model.
 
     A folder that is not here is looked up by name in the Kaggle inputs.
@@ -69,7 +69,7 @@ def held_out_fold(models: ModelPaths | None, config: KitConfig) -> HeldOut:
     (`provenance.read_provenance`); a base model trained on no row and does not count."""
     evaluate = config.evaluate
     asked = Split(evaluate.folds, evaluate.seed, evaluate.group_by)
-    found = [read_provenance(path) for path in _model_paths(models, config) if path is not None]
+    found = [read_provenance(path) for path in model_paths(models, config) if path is not None]
     tuned = [provenance for provenance in found if provenance.trained_on != "nothing"]
     if not tuned:
         reason = (
@@ -174,7 +174,7 @@ def rank_misconceptions(
         job = llm_stage.Job("hypothesis", long, None, data.misconceptions, config.rerank)
         guesses = llm_stage.run(job)
         queries = [f"{query}\n{HYPOTHESIS_PREFIX}{guess}" for query, guess in zip(queries, guesses)]
-    paths = _model_paths(models, config)
+    paths = model_paths(models, config)
     warn_if_trained_otherwise(paths, config)
     prior = unseen_prior(paths, config, labelled)
     ids = data.misconceptions["MisconceptionId"].to_numpy()
@@ -248,7 +248,7 @@ def evaluate(
         if max_questions < len(questions):
             rng = np.random.default_rng(config.evaluate.seed)
             sampled = rng.choice(questions, max_questions, replace=False)
-    per_fold = prior_strength(_model_paths(models, config), config) != 0.0
+    per_fold = prior_strength(model_paths(models, config), config) != 0.0
     groups = [[f] for f in chosen] if per_fold else [chosen]
     all_rows, all_seen, all_ranked = [], [], []
     for group in groups:

@@ -2,7 +2,8 @@
 
 It ships in the code dataset beside the kit's wheel (scripts/push_datasets.py puts it there)
 and runs before the kit is importable, so it uses the standard library only. It installs, with
-`pip --no-index`, the kit and every wheel found in the attached inputs, each pinned to the
+`pip --no-index`, the kit (with its bundled model and the CPU runtimes of an exported model,
+extras `default-model` and `cpu`) and every wheel found in the attached inputs, each pinned to the
 version of its wheel file: a bare name would be "already satisfied" by an older copy in
 Kaggle's image, and the versions the tests ran would never run.
 """
@@ -16,7 +17,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-KIT_EXTRAS = "default-model"  # eedi_utils.kaggle.datasets.KIT_EXTRAS: the closure it ships
+KIT_EXTRAS = "default-model,cpu"  # eedi_utils.kaggle.datasets.KIT_EXTRAS: the closure it ships
 CONFIG_FILE_NAME = "eedi-kit.toml"
 
 
@@ -63,7 +64,7 @@ def _version_key(version: str) -> tuple:
 
 
 def install_command(inputs: Path, config: Path | None = None) -> list[str]:
-    """The offline pip command for the kit with its default model and every attached wheel;
+    """The offline pip command for the kit with its extras and every attached wheel;
     RuntimeError naming what is missing and where it looked."""
     folders = wheel_folders(inputs)
     if not folders:
@@ -89,7 +90,7 @@ def install_command(inputs: Path, config: Path | None = None) -> list[str]:
 
 
 def install(inputs: Path, config: Path | None = None) -> None:
-    """pip-install the kit with its default model and every attached wheel, offline."""
+    """pip-install the kit with its extras and every attached wheel, offline."""
     installed = subprocess.run(install_command(inputs, config), capture_output=True, text=True)
     print(installed.stdout, installed.stderr)  # into the notebook's log
     installed.check_returncode()

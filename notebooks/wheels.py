@@ -26,7 +26,7 @@
 # %% parameters
 VLLM_VERSION = "0.19.1"
 BITSANDBYTES_VERSION = "0.50.2"  # 4/8-bit embedders, QLoRA ([retrieval] load_in_bits)
-KIT_EXTRAS = "default-model"  # the extras the bootstrap installs the kit with
+KIT_EXTRAS = "default-model,cpu"  # the extras the bootstrap installs the kit with
 OUTPUT = "/kaggle/working/wheels"
 SMOKE_TEST = True  # load a tiny model in vLLM (fp16, Triton attention, eager) and generate
 AUTO_ROUND_VERSION = "0.16.1"  # GPTQ smoke test: the format `eedi train-reranker` writes

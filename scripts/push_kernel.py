@@ -33,6 +33,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 KERNELS = sorted(p.parent.name for p in (PROJECT / "kernel-metadata").glob("*/*.json"))
 OUTPUT_FILES = {
     "inference": r"(^|/)submission\.csv$",
+    "inference-cpu": r"(^|/)submission\.csv$",
     "wheels": r"(^|/)manifest\.json$",  # the wheels themselves are gigabytes
     "train": r"^(?!(.*/)?(checkpoints|negatives)/)",  # the model, not optimizer states
 }

@@ -1,9 +1,10 @@
 """Submit a pushed inference kernel's version to the competition.
 
-    python scripts/submit.py [--kernel inference] [--version 3] [--message "..."]
+    python scripts/submit.py [--kernel inference|inference-cpu] [--version 3] [--message "..."]
 
 Kaggle reruns that kernel version on the hidden test set and scores its submission.csv. A code
-competition needs the version: by default the one scripts/push_kernel.py recorded last.
+competition needs the version: by default the one scripts/push_kernel.py recorded last. The
+CPU kernel (inference-cpu, no accelerator) is the kind of submission the efficiency track scores.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ from eedi_utils.kaggle.cli import exit_status, submit, username
 from eedi_utils.kaggle.kernels import METADATA_FILE, pushed_version, render_metadata
 
 PROJECT = Path(__file__).resolve().parents[1]
+SUBMITTING_KERNELS = ("inference", "inference-cpu")
+"""The kernels that write submission.csv: on T4 x2, and on a CPU-only session."""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kernel", default="inference", help="folder in kernel-metadata/")
+    parser.add_argument(
+        "--kernel",
+        default="inference",
+        choices=SUBMITTING_KERNELS,
+        help="the kernel in kernel-metadata/ whose version to submit",
+    )
     parser.add_argument(
         "--version", type=int, help="kernel version; default: the one push_kernel.py recorded"
     )

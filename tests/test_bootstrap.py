@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-BOOTSTRAP = runpy.run_path(
-    str(Path(__file__).resolve().parents[1] / "notebooks" / "kaggle_bootstrap.py")
-)
+PROJECT = Path(__file__).resolve().parents[1]
+BOOTSTRAP = runpy.run_path(str(PROJECT / "notebooks" / "kaggle_bootstrap.py"))
 
 
 def touch_wheels(folder: Path, names: list[str]) -> None:
@@ -64,7 +63,25 @@ def test_the_wheels_kernels_output_is_found_five_levels_down_and_a_linked_copy_o
         vllm.resolve(),
     }
     command = BOOTSTRAP["install_command"](inputs)
-    assert "vllm==0.19.1" in command and "eedi-kit[default-model]==0.1.0" in command
+    assert "vllm==0.19.1" in command and "eedi-kit[default-model,cpu]==0.1.0" in command
+
+
+def test_every_kernel_installs_the_kit_with_the_extras_the_wheel_set_ships() -> None:
+    """The bootstrap, the wheels kernel's resolution and the wheels dataset's closure name the
+    same extras; `cpu` (OpenVINO, ONNX Runtime) lets any kernel load an exported model."""
+    import tomllib
+
+    import jupytext
+
+    from eedi_utils.kaggle.datasets import KIT_EXTRAS
+
+    assert BOOTSTRAP["KIT_EXTRAS"] == ",".join(KIT_EXTRAS) == "default-model,cpu"
+    wheels = jupytext.read(PROJECT / "notebooks" / "wheels.py")
+    parameters = next(c for c in wheels.cells if c.metadata.get("title") == "parameters")
+    assert f'KIT_EXTRAS = "{BOOTSTRAP["KIT_EXTRAS"]}"' in parameters.source
+    declared = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    cpu = declared["optional-dependencies"]["cpu"]
+    assert {r.split(">=")[0] for r in cpu} == {"openvino", "onnxruntime"}
 
 
 def test_a_config_that_attaches_the_vllm_wheels_stops_when_they_are_missing(tmp_path) -> None:

@@ -34,7 +34,13 @@ FULL = config_from_dict(
 
 
 def test_there_is_a_kernel_per_notebook_that_runs_on_kaggle() -> None:
-    assert {t.parent.name for t in TEMPLATES} == {"inference", "train", "wheels", "paraphrase"}
+    assert {t.parent.name for t in TEMPLATES} == {
+        "inference",
+        "inference-cpu",
+        "train",
+        "wheels",
+        "paraphrase",
+    }
 
 
 OFFLINE_TEMPLATES = [t for t in TEMPLATES if t.parent.name in ("inference", "train")]
@@ -503,6 +509,37 @@ def test_submit_takes_the_version_push_kernel_recorded(tmp_path, fake_kaggle) ->
     assert args[args.index("-v") + 1] == "5"  # --version overrides the recorded one
     unknown = run_script("submit.py", [*build, "--version", "9"], tmp_path, **CREDENTIALS)
     assert unknown.returncode == 2 and "Could not find competition or notebook" in unknown.stderr
+
+
+def test_the_cpu_kernel_is_pushed_fetched_and_submitted_like_the_gpu_one(
+    tmp_path, fake_kaggle
+) -> None:
+    """Its own kernel id, no accelerator in what the CLI receives, submission.csv fetched,
+    and submit.py --kernel inference-cpu submitting the version its push recorded."""
+    ready_datasets(fake_kaggle, *INFERENCE_SOURCES)
+    (fake_kaggle / "kernels.json").write_text('{"alice/eedi-kit-inference": 6}')
+    (fake_kaggle / "statuses.txt").write_text("running\ncomplete")
+    build = ["--build-dir", str(tmp_path / "k")]
+    pushed = run_script(
+        "push_kernel.py", ["inference-cpu", "--poll-seconds", "0", *build], tmp_path, **CREDENTIALS
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    push = next(c for c in calls(fake_kaggle) if c["args"][:2] == ["kernels", "push"])
+    assert push["meta"]["id"] == "alice/eedi-kit-inference-cpu"
+    assert push["files"] == ["inference-cpu.ipynb"] and push["enable_internet"] is False
+    assert push["meta"]["enable_gpu"] is False and "machine_shape" not in push["meta"]
+    output = tmp_path / "k" / "inference-cpu" / "output"
+    assert sorted(p.name for p in output.iterdir()) == [
+        "eedi-kit-inference-cpu.log",
+        "submission.csv",
+    ]
+    result = run_script("submit.py", ["--kernel", "inference-cpu", *build], tmp_path, **CREDENTIALS)
+    assert result.returncode == 0, result.stderr
+    args = calls(fake_kaggle)[-1]["args"]
+    assert args[args.index("-k") + 1] == "alice/eedi-kit-inference-cpu"
+    assert args[args.index("-v") + 1] == "1"  # its own first version, not the GPU kernel's 7th
+    other = run_script("submit.py", ["--kernel", "train", *build], tmp_path, **CREDENTIALS)
+    assert other.returncode == 2 and "invalid choice: 'train'" in other.stderr
 
 
 def test_submit_without_a_recorded_push_says_how_to_get_one(tmp_path, fake_kaggle) -> None:

@@ -97,18 +97,67 @@ def test_rerun_mode_skips_cv(tmp_path, sample, tiny_config) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "map@25" not in result.stdout and "($EEDI_DATA_DIR)" in result.stdout
+    assert "runtime estimate" not in result.stdout  # nobody reads the rerun's log: no time spent
+    assert "efficiency score: no CV on this run" in result.stdout
     assert_valid_submission(tmp_path / "submission.csv", sample)
 
 
 def test_executes_as_a_notebook(tmp_path, sample, tiny_config, monkeypatch) -> None:
     notebook = jupytext.read(NOTEBOOK)
-    assert [c.cell_type for c in notebook.cells].count("code") == 6
+    assert [c.cell_type for c in notebook.cells].count("code") == 8
     monkeypatch.setenv("EEDI_CONFIG", str(tiny_config))
     monkeypatch.delenv("EEDI_DATA_DIR", raising=False)
     monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
     outputs = execute(notebook, tmp_path)
     assert "data: " in outputs and "wrote " in outputs and '"unseen"' in outputs
     assert "<text/html>" in outputs  # the preview table of a few predictions
+    assert_valid_submission(tmp_path / "submission.csv", sample)
+
+
+def test_on_a_cpu_it_estimates_the_hidden_test_then_prints_its_time_and_efficiency_score(
+    tmp_path, sample, tiny_model, tiny_config
+) -> None:
+    """The CPU kernel's run (kernel-metadata/inference-cpu builds this notebook), here on this
+    machine's CPU: the estimate before ranking, then the run time from the first cell and the
+    efficiency score from the commit run's map@25_lb (eedi_utils.efficiency)."""
+    env = clean_env(
+        EEDI_CONFIG=str(tiny_config), EEDI_DATA_DIR=str(sample), CUDA_VISIBLE_DEVICES=""
+    )
+    notebook = jupytext.read(NOTEBOOK)
+    cell = next(c for c in notebook.cells if c.metadata.get("title") == "parameters")
+    cell.source += "\nHIDDEN_TEST_QUESTIONS = 500"
+    script = tmp_path / "inference.py"
+    jupytext.write(notebook, script, fmt="py:percent")
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    estimate = re.search(
+        r"^hidden-test runtime estimate: (\d+) s \(.* min\) for 500 questions \(1500 rows\) "
+        r"and (\d+) misconceptions: (\d+) s so far \+ encoding \((\S+): start ",
+        out, re.M,
+    )  # fmt: skip
+    assert estimate, out
+    assert int(estimate[2]) == len(CompetitionData(sample).misconceptions)
+    assert estimate[4] == tiny_model.name  # the config's model, loaded and timed
+    assert out.index("hidden-test runtime estimate") < out.index('"map@25_lb"') < out.index("wrote")
+    report, _ = json.JSONDecoder().raw_decode(out[out.index("{") :])  # the CV report
+    run = re.search(
+        r"^run time: ([\d.]+) s from the first cell \(([\d.]+) s of it would run", out, re.M
+    )
+    assert run and 0 < float(run[2]) < float(run[1])  # the estimate and the CV are commit-only
+    cv = re.search(r"^commit-run CV: map@25 ([\d.]+) .* map@25_lb ([\d.]+)$", out, re.M)
+    assert cv and float(cv[2]) == pytest.approx(report["map@25_lb"], abs=5e-5)
+    score = re.search(
+        r"^efficiency score estimate: (-?[\d.]+) \(lower is better\) = map@25_lb [\d.]+ / "
+        r"\(0.0 - 0.638\) \+ (\d+) s \(hidden-test estimate\) / 32400$",
+        out, re.M,
+    )  # fmt: skip
+    assert score and score[2] == estimate[1], out
+    expected = report["map@25_lb"] / -0.638 + int(estimate[1]) / 32400
+    assert float(score[1]) == pytest.approx(expected, abs=2e-4)  # printed rounded
     assert_valid_submission(tmp_path / "submission.csv", sample)
 
 

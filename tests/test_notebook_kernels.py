@@ -49,6 +49,42 @@ def test_a_gpu_or_a_machine_shape_on_the_paraphrase_kernel_is_reported() -> None
     assert any("competition" in p for p in metadata_problems({**good, "competition_sources": []}))
 
 
+def test_the_cpu_kernel_is_the_inference_notebook_offline_with_no_accelerator(tmp_path) -> None:
+    """What a CPU kernel's metadata holds, per the kaggle CLI (2.2.5,
+    kaggle/api/kaggle_api_extended.py): `kernels_push` sends `enable_gpu`/`enable_tpu` false
+    and `machine_shape` None when the metadata gives none (an accelerator only from
+    `--accelerator` or `machine_shape`), `kernels_initialize` writes `"enable_gpu": "false",
+    "machine_shape": ""` for a new kernel, and `enable_internet` defaults to true, so it is
+    written out (docs/kaggle-cli.md §1)."""
+    folder = build_kernel(TEMPLATES / "inference-cpu", NOTEBOOKS, tmp_path / "k", "alice", CONFIG)
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    assert metadata_problems(meta, folder) == []
+    assert (
+        meta["id"] == "alice/eedi-kit-inference-cpu" and meta["code_file"] == "inference-cpu.ipynb"
+    )
+    assert meta["enable_gpu"] is False and meta["enable_tpu"] is False
+    assert "machine_shape" not in meta and meta["enable_internet"] is False
+    assert meta["dataset_sources"] == [  # the model dataset holds the exported folder
+        "alice/eedi-kit-code",
+        "alice/eedi-kit-wheels",
+        "alice/eedi-kit-model",
+    ]
+    assert meta["competition_sources"] == [COMPETITION]
+    built = jupytext.read(folder / "inference-cpu.ipynb").cells
+    assert [c.source for c in built if c.cell_type == "code"] == code_cells("inference")
+    for broken, message in [
+        ({"machine_shape": "NvidiaTeslaT4"}, "machine_shape must be left out"),
+        ({"enable_gpu": True}, "enable_gpu must be False"),
+        ({"enable_tpu": True}, "enable_tpu must be False or left out"),
+        ({"enable_internet": True}, "enable_internet must be False"),
+        ({"competition_sources": []}, "competition_sources must include"),
+    ]:
+        assert any(message in p for p in metadata_problems({**meta, **broken})), broken
+    initialized = {**meta, "machine_shape": "", "enable_tpu": False}  # kernels_initialize's ""
+    assert metadata_problems(initialized) == []
+    assert metadata_problems({k: v for k, v in meta.items() if k != "enable_tpu"}) == []
+
+
 @pytest.mark.parametrize("name", sorted(KERNEL_NEEDS), ids=lambda n: n.split(".")[0])
 def test_every_kernel_follows_its_own_row_of_the_table(name: str) -> None:
     """Each committed template passes; flipping its internet or its GPU is reported (an

@@ -273,18 +273,27 @@ def built_datasets(tmp_path_factory) -> Path:
     return build
 
 
+RUNTIMES = ("openvino", "onnxruntime")
+"""The CPU runtimes of an exported model (extra `cpu`)."""
+
+
 @pytest.mark.slow
 def test_the_kits_datasets_install_offline_on_kaggles_image(built_datasets: Path) -> None:
     config = KaggleConfig()
     folders = [built_datasets / config.code_dataset, built_datasets / config.wheels_dataset]
     wheels = read_wheels(folders)
     image = KaggleImage.load()
-    assert unmet_requirements(wheels, image, ["eedi-kit[default-model]"]) == []
+    assert unmet_requirements(wheels, image, ["eedi-kit[default-model,cpu]"]) == []
     # what huggingface_hub 2.4.0 needs beyond the image travels; the image's torch stays
     assert {"click", "hf-xet", "httpx2", "transformers", "eedi-kit"} <= set(wheels)
     assert "torch" not in wheels and "numpy" not in wheels
-    for name in ("transformers", "sentence-transformers", "huggingface-hub"):
+    # the cpu extra: the image has neither runtime (image-gpu.json), its protobuf and numpy do
+    assert {"openvino", "openvino-telemetry", "onnxruntime"} <= set(wheels)
+    assert "protobuf" not in wheels and "flatbuffers" not in wheels
+    for name in ("transformers", "sentence-transformers", "huggingface-hub", *RUNTIMES):
         assert str(wheels[name].version) == metadata.version(name)  # what the tests ran
+    for name in RUNTIMES:  # compiled: built for the image's CPython 3.12 on x86_64 Linux
+        assert re.search(r"-cp312-cp312-manylinux\S*_x86_64\.whl$", wheels[name].path.name)
     recorded = json.loads((folders[1] / WHEEL_SET_FILE).read_text())
     assert recorded["left_to_the_image"]["torch"] == "2.10.0+cu128"
     assert "click 8.3.3 in the image" in recorded["shipped"][f"click=={wheels['click'].version}"]

@@ -38,11 +38,16 @@ def test_the_wheels_kernel_ships_what_the_image_lacks_under_the_kits_pins(tmp_pa
         ("eedi-t-core", "2.0", ()),
         ("eedi-t-core", "3.0", ()),  # newer than the kit's pin: must not be shipped
         ("eedi-t-model", "1.0", ()),
+        ("eedi-t-runtime", "1.0", ()),
         ("eedi-t-vdep", "1.0", ()),
     ]:
         make_wheel(index, name, version, requires)
     inputs = tmp_path / "kaggle" / "input" / "datasets" / "alice"
-    kit_requires = ("eedi-t-core>=1", 'eedi-t-model; extra == "default-model"')
+    kit_requires = (
+        "eedi-t-core>=1",
+        'eedi-t-model; extra == "default-model"',
+        'eedi-t-runtime; extra == "cpu"',
+    )
     make_wheel(inputs / "eedi-kit-code", "eedi-kit", "0.1.0", kit_requires)
     (inputs / "eedi-kit-wheels").mkdir(parents=True)
     (inputs / "eedi-kit-wheels" / "constraints.txt").write_text("eedi-t-core==2.0\n")
@@ -66,12 +71,14 @@ def test_the_wheels_kernel_ships_what_the_image_lacks_under_the_kits_pins(tmp_pa
         "bitsandbytes-0.50.2",
         "eedi_t_core-2.0",  # the kit's pin over the image's 1.0, not the newest 3.0
         "eedi_t_model-1.0",  # the kit's default-model extra
+        "eedi_t_runtime-1.0",  # and its cpu extra
         "vllm-0.19.1",
     ]  # eedi-t-vdep is the image's; the kit's own wheel stays in the code dataset
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["kit"] == "0.1.0" and manifest["constraints"] == ["eedi-t-core==2.0"]
     assert sorted(manifest["shipped"]) == [
-        "bitsandbytes==0.50.2", "eedi-t-core==2.0", "eedi-t-model==1.0", "vllm==0.19.1",
+        "bitsandbytes==0.50.2", "eedi-t-core==2.0", "eedi-t-model==1.0",
+        "eedi-t-runtime==1.0", "vllm==0.19.1",
     ]  # fmt: skip
     versions = subprocess.run(  # installed offline from those wheels, as inference will
         [python, "-m", "pip", "list", "--format=json"], capture_output=True, text=True, env=offline

@@ -86,8 +86,10 @@ def pinned(requirements: Sequence[str]) -> list[str]:
 
 
 KIT = "eedi-kit"
-KIT_EXTRAS = ("default-model",)
-"""The extras the bootstrap installs the kit with (notebooks/kaggle_bootstrap.py says the same)."""
+KIT_EXTRAS = ("default-model", "cpu")
+"""The extras the bootstrap installs the kit with (notebooks/kaggle_bootstrap.py and
+notebooks/wheels.py say the same): the bundled model, and the CPU runtimes of an exported model
+folder (OpenVINO, ONNX Runtime), so any kernel loads one, the CPU kernel above all."""
 WHEEL_SET_FILE = "wheel-set.json"
 """What the wheels dataset ships and why, and what it leaves to Kaggle's image."""
 CONSTRAINTS_FILE = "constraints.txt"

@@ -30,13 +30,20 @@ class KernelNeeds:
     internet: bool = False
     """Online; a code competition's kernels run offline, so only helpers may be."""
     gpu: bool = True
-    """GPU T4 x2 (`machine_shape` NvidiaTeslaT4); without it, no `machine_shape` at all (CPU)."""
+    """GPU T4 x2 (`machine_shape` NvidiaTeslaT4). False: a CPU session, `enable_gpu` false and
+    no `machine_shape` (kaggle 2.2.5, kaggle_api_extended.py: `kernels_push` sends
+    `machine_shape` None when the metadata has none, and `kernels_initialize` writes
+    `"enable_gpu": "false", "machine_shape": ""` for a new kernel; docs/kaggle-cli.md §1)."""
     competition: bool = True
     """The competition data attached."""
+    notebook: str = ""
+    """The py:percent source in notebooks/ when it is not the code_file's own stem."""
 
 
 KERNEL_NEEDS = {
     "inference.ipynb": KernelNeeds(),
+    # the efficiency track's entry: the same notebook on a CPU-only session (no accelerator)
+    "inference-cpu.ipynb": KernelNeeds(gpu=False, notebook="inference.py"),
     "train.ipynb": KernelNeeds(),
     # pip downloads vLLM and its dependencies from PyPI, on the GPU image it will run on
     "wheels.ipynb": KernelNeeds(internet=True, competition=False),
@@ -120,6 +127,8 @@ def metadata_problems(meta: dict[str, Any], folder: Path | None = None) -> list[
     for key, value in expected.items():
         if meta.get(key) != value:
             problems.append(f"{key} must be {value!r}, is {meta.get(key, '<missing>')!r}")
+    if meta.get("enable_tpu", False) is not False:  # the CLI's default: no kernel wants one
+        problems.append(f"enable_tpu must be False or left out, is {meta['enable_tpu']!r}")
     if not needs.gpu and meta.get("machine_shape"):
         problems.append(
             f"machine_shape must be left out on a kernel without GPU: {meta['machine_shape']!r}"
@@ -145,13 +154,20 @@ def metadata_problems(meta: dict[str, Any], folder: Path | None = None) -> list[
     return problems
 
 
+def source_notebook(code_file: str) -> str:
+    """The file in notebooks/ that `code_file` is built from (KernelNeeds.notebook, else the
+    code_file's stem as .py)."""
+    needs = KERNEL_NEEDS.get(code_file, KernelNeeds())
+    return needs.notebook or Path(code_file).with_suffix(".py").name
+
+
 def build_kernel(
     template_dir: Path, notebooks: Path, target: Path, user: str, config: KitConfig
 ) -> Path:
     """A pushable folder: the notebook built from notebooks/<stem>.py and its metadata."""
     meta = render_metadata(template_dir / METADATA_FILE, user, config)
     code_file = str(meta.get("code_file", ""))
-    build_notebook(notebooks / Path(code_file).with_suffix(".py").name, target / code_file)
+    build_notebook(notebooks / source_notebook(code_file), target / code_file)
     problems = metadata_problems(meta, target)
     if problems:
         raise ValueError(f"{template_dir / METADATA_FILE}:\n  " + "\n  ".join(problems))
