@@ -23,10 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import KitConfig
-from eedi_utils.cpu_embedder import cpu_name, cpu_threads
+from eedi_utils.cpu_embedder import cpu_flags, cpu_name, cpu_threads
 from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.devices import cpu_runs_bf16_fast
 from eedi_utils.embedder import default_model_path, encode, load_embedder
@@ -42,16 +43,8 @@ EXPORTS = {  # name: (format, quantize)
     "onnx-fp32": ("onnx", "none"),
     "onnx-int8": ("onnx", "int8"),
 }
-FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-
-
-def cpu_flags() -> list[str]:
-    """The flags of /proc/cpuinfo that decide bf16 and int8 speed."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            present = set(line.split(":", 1)[1].split())
-            return [flag for flag in FLAGS if flag in present]
-    return []
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+"""The CPU flags that decide bf16 and int8 speed."""
 
 
 def runs(exports: dict[str, Path], native_bf16: bool) -> list[tuple[str, str, str]]:
@@ -72,7 +65,8 @@ def runs(exports: dict[str, Path], native_bf16: bool) -> list[tuple[str, str, st
 def end_to_end(model: Path, dtype: str, data_dir: Path, fold: int | None) -> tuple[dict, float]:
     """`eedi evaluate` of `model` in a fresh process: its report and wall seconds."""
     command = [sys.executable, "-m", "eedi_utils.cli", "evaluate", "--quiet", "--data-dir",
-               str(data_dir), "--model", str(model), "--retrieval-dtype", dtype]  # fmt: skip
+               str(data_dir), "--model", str(model), "--retrieval-dtype", dtype,
+               "--retrieval-device", "cpu"]  # fmt: skip
     if fold is not None:
         command += ["--fold", str(fold)]
     started = time.perf_counter()
@@ -93,7 +87,11 @@ def export(source: Path, out: Path, fmt: str, quantize: str, data_dir: Path) -> 
 def bench_model(name: str, source: Path, args: argparse.Namespace) -> list[dict]:
     config = KitConfig()
     config.retrieval.show_progress = False
+    config.retrieval.device = "cpu"
     held = held_out_fold([source], config)
+    if held.fine_tuned and held.fold is None:
+        print(f"{name} skipped: {held.reason}", file=sys.stderr)
+        return []
     held.apply(config)
     fold = held.fold if held.fine_tuned else 0
     data = CompetitionData(args.data_dir)
@@ -108,7 +106,8 @@ def bench_model(name: str, source: Path, args: argparse.Namespace) -> list[dict]
         export_seconds[key] = export(source, exports[key], fmt, quantize, args.data_dir)
         print(f"{name}: exported {key} in {export_seconds[key]:.0f} s", file=sys.stderr)
 
-    bare = SentenceTransformer(str(source), device="cpu")
+    torch.set_num_threads(cpu_threads())  # the threads the exports' runtimes get
+    bare = SentenceTransformer(str(source), device="cpu", model_kwargs={"dtype": torch.float32})
     bare.max_seq_length = config.retrieval.max_seq_length
     started = time.perf_counter()
     bare.encode(texts, batch_size=config.retrieval.batch_size, normalize_embeddings=True)
@@ -156,7 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     machine = {
         "cpu": cpu_name(),
-        "flags": cpu_flags(),
+        "flags": [flag for flag in FLAGS if flag in cpu_flags()],
         "native_bf16": cpu_runs_bf16_fast(),
         "threads": cpu_threads(),
         "cores_online": os.cpu_count(),

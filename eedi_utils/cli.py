@@ -424,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except ExportCheckFailed as err:
+        print(json.dumps(err.record, indent=2))
         print(f"eedi: export check failed: {err}", file=sys.stderr)
         return 1
     except (

@@ -154,7 +154,7 @@ class RetrievalConfig:
         default_factory=list,
         metadata={
             "help": "Model folders; empty means the bundled all-MiniLM-L6-v2.",
-            "commands": RANKING,
+            "commands": (*RANKING, "export"),
         },
     )
     fusion: Literal["mean", "rrf"] = field(
@@ -207,8 +207,10 @@ class RetrievalConfig:
     threads: int = field(
         default=0,
         metadata={
-            "help": "CPU threads for encoding (torch or an exported model's runtime); 0: the "
-            "CPUs this process may run on (os.sched_getaffinity)."
+            "help": "CPU threads for encoding; 0: torch's own choice, and for an exported "
+            "model $OMP_NUM_THREADS or else the CPUs this process may run on "
+            "(os.sched_getaffinity).",
+            "commands": RANKING,
         },
     )
     unseen_prior: float | None = field(

@@ -43,20 +43,45 @@ def read_export(folder: str | Path) -> dict[str, Any]:
     return json.loads((Path(folder) / EXPORT_FILE).read_text())
 
 
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+"""CPU flags of int8 dot products: without them int8 kernels fall back to slower paths, and an
+int8 model checked on a CPU with them may saturate where they are missing."""
+
+
+def refuse_export(folder: str | Path, purpose: str) -> None:
+    """ValueError when `folder` is an export: only a runtime can load it, not torch."""
+    if is_exported(folder):
+        source = read_export(folder).get("source", "its source")
+        raise ValueError(f"{folder} is an export for a CPU runtime: {purpose} needs {source}")
+
+
 def cpu_threads(setting: int = 0) -> int:
-    """`setting` when above 0, else the CPUs this process may run on (`os.sched_getaffinity`,
-    which a container's CPU limit narrows; `os.cpu_count` would count the host's)."""
-    return setting if setting > 0 else len(os.sched_getaffinity(0))
+    """`setting` when above 0, else `$OMP_NUM_THREADS` when set, else the CPUs this process may
+    run on (`os.sched_getaffinity`: a cpuset narrows it, a CFS quota does not)."""
+    if setting > 0:
+        return setting
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    return len(os.sched_getaffinity(0))
+
+
+def _cpuinfo(field: str) -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith(field):
+                return line.split(":", 1)[1].strip()
+    return ""
 
 
 def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo, 'unknown CPU' where there is none."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+    return _cpuinfo("model name") or "unknown CPU"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    return set(_cpuinfo("flags").split())
 
 
 @dataclass(frozen=True)
@@ -113,6 +138,16 @@ class CpuEmbedder:
                 "than the tolerance it was exported with",
                 self.folder,
                 check.get("summary", "see export.json"),
+            )
+        made_on = set(self.record.get("cpu_flags", []))
+        if self.record["precision"] == "int8" and made_on & set(INT8_FLAGS) - cpu_flags():
+            logger.warning(
+                "%s was quantised and checked on a CPU with %s, which this one lacks: its "
+                "int8 products take slower paths here and may saturate; check it on this CPU "
+                "(eedi evaluate --model %s) or use an fp32 export",
+                self.folder,
+                ", ".join(sorted(made_on & set(INT8_FLAGS))),
+                self.folder,
             )
         logger.info("loaded %s: %s", self.folder, self.runtime.describe())
 

@@ -18,11 +18,10 @@ def resolve_device(name: str) -> str:
 
 
 def cpu_runs_bf16_fast() -> bool:
-    """True where oneDNN has native bf16 kernels (AVX512-BF16 or AMX); elsewhere bf16 crawls."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    """True where the CPU has bf16 instructions (AVX512-BF16 or AMX); elsewhere bf16 is
+    emulated and slower than fp32. Not oneDNN's `_is_mkldnn_bf16_supported`: it answers True on
+    any AVX-512 CPU (ideep's `has_bf16_type_support` is `avx512_core`), Skylake included."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def cuda_runs_bf16_natively(device: str | int | None = None) -> bool:

@@ -11,7 +11,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import RetrievalConfig
-from eedi_utils.cpu_embedder import CpuEmbedder, cpu_threads, is_exported
+from eedi_utils.cpu_embedder import CpuEmbedder, is_exported
 from eedi_utils.devices import quantization_kwargs, resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ def load_embedder(path: str | Path | None, config: RetrievalConfig) -> Embedder:
     if is_exported(path):
         return CpuEmbedder(path, config)
     device = resolve_device(config.device)
-    if device == "cpu":
-        torch.set_num_threads(cpu_threads(config.threads))
+    if device == "cpu" and config.threads > 0:
+        torch.set_num_threads(config.threads)
     dtype = resolve_dtype(config.dtype, device)
     model_kwargs: dict = {"dtype": dtype}
     if config.load_in_bits:

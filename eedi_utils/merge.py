@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from sentence_transformers import SentenceTransformer
 
+from eedi_utils.cpu_embedder import refuse_export
 from eedi_utils.prior import PRIOR_FILE, UnseenPrior, read_prior, write_prior
 from eedi_utils.provenance import RESOLVED_CONFIG, merged_config
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 def _state(path: str | Path) -> tuple[SentenceTransformer, dict[str, torch.Tensor]]:
+    refuse_export(path, "merging")
     model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
     return model, {k: v.detach().clone() for k, v in model.state_dict().items()}
 

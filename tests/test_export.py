@@ -80,7 +80,7 @@ def test_predict_with_an_export_writes_the_sources_submission(sample, tiny_model
 
 @pytest.mark.parametrize("fmt", ["openvino", "onnx"])
 def test_int8_is_calibrated_outside_the_checked_fold_and_stays_close(
-    fmt, sample, tiny_model, tmp_path
+    fmt, sample, tiny_model, tmp_path, monkeypatch, caplog
 ):
     config = fp32()
     config.export.format, config.export.quantize = fmt, "int8"
@@ -98,14 +98,25 @@ def test_int8_is_calibrated_outside_the_checked_fold_and_stays_close(
     else:
         import onnx
 
-        ops = {node.op_type for node in onnx.load(str(graph)).graph.node}
-        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+        nodes = onnx.load(str(graph)).graph.node
+        assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in nodes}
+        made_by = {output: node.op_type for node in nodes for output in node.output}
+        quantized = [made_by.get(n.input[0]) for n in nodes if n.op_type == "QuantizeLinear"]
+        assert "MatMul" not in quantized  # products' outputs stay fp32
     texts = ["What is 3/4 of 12?", "Adds the numerators", "Thinks 0.5 > 0.75"]
     exported = encode(load_embedder(out, config.retrieval), texts, config.retrieval).numpy()
     reference = SentenceTransformer(str(tiny_model), device="cpu").encode(
         texts, normalize_embeddings=True
     )
     assert (exported * reference).sum(axis=1).min() > 0.95  # cosine to the fp32 embedding
+
+    # checked on this CPU's int8 instructions: a CPU without them is told so on loading
+    made_on = set(json.loads((out / "export.json").read_text())["cpu_flags"])
+    assert made_on == cpu_embedder.cpu_flags() & set(cpu_embedder.INT8_FLAGS)
+    monkeypatch.setattr(cpu_embedder, "cpu_flags", lambda: set())
+    with caplog.at_level("WARNING"):
+        load_embedder(out, config.retrieval)
+    assert ("which this one lacks" in caplog.text) == bool(made_on)
 
 
 def test_a_failed_check_exits_1_keeps_the_folder_and_warns_on_load(
@@ -122,7 +133,9 @@ def test_a_failed_check_exits_1_keeps_the_folder_and_warns_on_load(
     code = main(["export", str(tiny_model), "--to", str(out), "--data-dir", str(sample),
                  "--quiet", "--evaluate-folds", "3"])  # fmt: skip
     assert code == 1
-    assert "export check failed" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "export check failed" in printed.err
+    assert json.loads(printed.out)["check"]["passed"] is False
     assert json.loads((out / "export.json").read_text())["check"]["passed"] is False
     with caplog.at_level("WARNING"):
         load_embedder(out, fp32().retrieval)
@@ -145,6 +158,37 @@ def test_a_non_empty_folder_is_refused_and_overwrite_replaces_only_an_export(
     assert main([*args, "--to", str(export), "--overwrite", "--format", "onnx"]) == 0
     assert json.loads((export / "export.json").read_text())["format"] == "onnx"
     assert not (export / cpu_embedder.MODEL_FILES["openvino"]).exists()
+
+
+def test_a_failed_export_leaves_the_earlier_one_in_place(sample, tiny_model, tmp_path, monkeypatch):
+    config = fp32()
+    config.export.check = False
+    out = tmp_path / "export"
+    export_run.export_model(tiny_model, out, CompetitionData(sample), config)
+    before = (out / "openvino_model.xml").read_bytes()
+
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export_run, "_save_graph", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_run.export_model(tiny_model, out, CompetitionData(sample), config, overwrite=True)
+    assert (out / "openvino_model.xml").read_bytes() == before
+
+
+def test_torch_commands_refuse_an_export_naming_its_source(tiny_model, tmp_path, sample):
+    from eedi_utils.merge import merge_models
+    from eedi_utils.train.retriever.model import build_model
+
+    config = fp32()
+    config.export.check = False
+    out = tmp_path / "export"
+    export_run.export_model(tiny_model, out, CompetitionData(sample), config)
+    with pytest.raises(ValueError, match=f"merging needs {tiny_model}"):
+        merge_models([out], tmp_path / "merged")
+    config.train.base_model = str(out)
+    with pytest.raises(ValueError, match=f"training needs {tiny_model}"):
+        build_model(config.train, 128, "cpu")
 
 
 def test_an_export_is_not_exported_again(tiny_model, tmp_path, sample):
@@ -179,7 +223,30 @@ def test_onnx_runs_fp32_and_refuses_half_precision() -> None:
 
 def test_threads_are_the_cpus_this_process_may_use(monkeypatch) -> None:
     monkeypatch.setattr(cpu_embedder.os, "sched_getaffinity", lambda pid: {0, 2, 5})
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert cpu_threads() == 3
     assert cpu_threads(1) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's setting per process
+    assert cpu_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
     runtime = choose_runtime({"format": "onnx", "precision": "int8"}, RetrievalConfig())
     assert runtime.threads == 3 and "3 threads" in runtime.describe()
+
+
+def test_bf16_counts_as_native_only_with_avx512_bf16_or_amx(monkeypatch) -> None:
+    """oneDNN's `_is_mkldnn_bf16_supported` says True on any AVX-512 CPU (ideep's
+    `has_bf16_type_support`: avx512_core), where bf16 is emulated; the kit asks torch.cpu."""
+    import torch
+
+    from eedi_utils import devices
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    for avx512_bf16, amx, native in (
+        (False, False, False),
+        (True, False, True),
+        (False, True, True),
+    ):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert devices.cpu_runs_bf16_fast() is native
+        assert devices.resolve_dtype("auto", "cpu") == (torch.bfloat16 if native else torch.float32)

@@ -6,6 +6,7 @@ weights). Each calibration sample is one text, tokenised alone, so no padding sk
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +47,9 @@ def calibration_samples(
 def quantize_openvino(model: Any, samples: list[Sample]) -> Any:
     """The OpenVINO model with int8 linear layers (NNCF `quantize`, transformer model type)."""
     nncf = require("nncf", "int8 quantisation of an OpenVINO export")
+    for handler in logging.getLogger("nncf").handlers:  # a stdout handler made at its import
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
     with contextlib.redirect_stdout(sys.stderr):  # its progress bars; stdout is the command's
         return nncf.quantize(
             model,
@@ -57,7 +61,10 @@ def quantize_openvino(model: Any, samples: list[Sample]) -> Any:
 
 
 def quantize_onnx(source: Path, target: Path, samples: list[Sample]) -> Path:
-    """The ONNX model with int8 matrix products (ONNX Runtime's `quantize_static`, QDQ)."""
+    """The ONNX model with int8 matrix products against weights (ONNX Runtime's
+    `quantize_static`, QDQ, per-channel weights); the attention's products of two activations
+    and every product's output stay in fp32."""
+    onnx = require("onnx", "int8 quantisation of an ONNX export")
     require("onnxruntime", "int8 quantisation of an ONNX export")
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -73,12 +80,17 @@ def quantize_onnx(source: Path, target: Path, samples: list[Sample]) -> Path:
         def get_next(self) -> Sample | None:
             return next(self.remaining, None)
 
+    graph = onnx.load(str(source)).graph
+    weights = {initializer.name for initializer in graph.initializer}
+    products = [n.name for n in graph.node if n.op_type == "MatMul" and set(n.input) & weights]
     quantize_static(
         str(source),
         str(target),
         Samples(),
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=["MatMul"],
+        nodes_to_quantize=products,
+        extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]},
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,

@@ -17,11 +17,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils import __version__, pipeline
 from eedi_utils.config import KitConfig
-from eedi_utils.cpu_embedder import EXPORT_FILE, MODEL_FILES, is_exported
+from eedi_utils.cpu_embedder import (
+    EXPORT_FILE,
+    INT8_FLAGS,
+    MODEL_FILES,
+    cpu_flags,
+    cpu_name,
+    is_exported,
+)
 from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.embedder import default_model_path
 from eedi_utils.export.graph import openvino_model, write_onnx
@@ -42,7 +50,12 @@ logger = logging.getLogger(__name__)
 
 
 class ExportCheckFailed(RuntimeError):
-    """The export ranks worse than its source by more than `[export] tolerance`."""
+    """The export ranks worse than its source by more than `[export] tolerance`; `record` is
+    what its export.json holds."""
+
+    def __init__(self, message: str, record: dict[str, Any]):
+        super().__init__(message)
+        self.record = record
 
 
 @dataclass(frozen=True)
@@ -57,7 +70,8 @@ class CheckFold:
 
 
 def check_output_folder(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty folder; `overwrite` may clear one that holds an export only."""
+    """Refuse a non-empty folder; `overwrite` may replace one that holds an export only (once
+    the new one is complete)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"output folder {out} is a file")
     if not out.is_dir() or not any(out.iterdir()):
@@ -69,7 +83,6 @@ def check_output_folder(out: Path, overwrite: bool) -> None:
             f"output folder {out} is not empty and holds no export ({EXPORT_FILE}): "
             "--overwrite replaces an earlier export only; choose a new or an empty folder"
         )
-    shutil.rmtree(out)
 
 
 def check_fold(source: Path, data: CompetitionData, config: KitConfig) -> CheckFold:
@@ -105,10 +118,11 @@ def compare(
     source in fp32 torch, the export as it runs on this CPU."""
     k = config.retrieval.top_k
     fold = None if held.fine_tuned else held.fold
-    reference = copy.deepcopy(config)
+    reference, exported = copy.deepcopy(config), copy.deepcopy(config)
     reference.retrieval = replace(config.retrieval, dtype="float32", devices=[], device="cpu")
+    exported.retrieval = replace(config.retrieval, devices=[])
     before = _scores(pipeline.evaluate(data, [source], reference, fold), k)
-    after = _scores(pipeline.evaluate(data, [out], config, fold), k)
+    after = _scores(pipeline.evaluate(data, [out], exported, fold), k)
     drop = before[lb_key(k)] - after[lb_key(k)]
     passed = drop <= config.export.tolerance
     summary = (
@@ -153,8 +167,10 @@ def export_model(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Export `source` (None: the bundled model) into `out` as `[export]` asks; returns the
-    export record. Raises `ExportCheckFailed` (the folder written, the failure recorded in its
-    export.json) when the check's drop passes the tolerance."""
+    export record. The export is made in a sibling folder and moved to `out` when complete, so
+    a failure leaves an earlier export in place. Raises `ExportCheckFailed` (the folder
+    written, the failure recorded in its export.json) when the check's drop passes the
+    tolerance."""
     source = Path(source) if source is not None else default_model_path()
     out = Path(out)
     if not source.is_dir():
@@ -171,14 +187,20 @@ def export_model(
             "folder (--data-dir); without it, export with --export-check false and no int8"
         )
     held = check_fold(source, data, config) if data.has_train else None
-    model = SentenceTransformer(str(source), device="cpu", local_files_only=True)
+    model = SentenceTransformer(
+        str(source), device="cpu", local_files_only=True, model_kwargs={"dtype": torch.float32}
+    )  # a folder saved in half precision (a merged QLoRA) is traced in fp32 all the same
+    if not model.max_seq_length or not model.get_embedding_dimension():
+        raise ValueError(f"{source}: the model states no max_seq_length or embedding size")
     record: dict[str, Any] = {
         "format": settings.format,
         "precision": "int8" if int8 else "fp32",
         "source": str(source.resolve()),
         "max_seq_length": model.max_seq_length,
-        "dimension": model.get_sentence_embedding_dimension(),
+        "dimension": model.get_embedding_dimension(),
         "kit_version": __version__,
+        "cpu": cpu_name(),
+        "cpu_flags": sorted(cpu_flags() & set(INT8_FLAGS)),
         "calibration": None,
         "check": None,
     }
@@ -199,15 +221,19 @@ def export_model(
             if held.fold is not None
             else "queries of every labelled row and misconception names",
         }
-    out.mkdir(parents=True, exist_ok=True)
-    _save_graph(model, out, config, samples)
-    model.tokenizer.save_pretrained(str(out))
+    partial = out.with_name(f"{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    _save_graph(model, partial, config, samples)
+    model.tokenizer.save_pretrained(str(partial))
     for name in (RESOLVED_CONFIG, PRIOR_FILE):
         if (source / name).is_file():
-            shutil.copy2(source / name, out / name)
+            shutil.copy2(source / name, partial / name)
     del model
+    (partial / EXPORT_FILE).write_text(json.dumps(record, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
     record_path = out / EXPORT_FILE
-    record_path.write_text(json.dumps(record, indent=2))
     if not settings.check:
         return record
     if held.fold is None:
@@ -220,6 +246,7 @@ def export_model(
         raise ExportCheckFailed(
             f"{out}: {record['check']['summary']}. The folder is kept (its {EXPORT_FILE} "
             "records the failure and loading it warns); try --export-format openvino, more "
-            "--export-calibration-texts, no int8, or a larger --export-tolerance"
+            "--export-calibration-texts, no int8, or a larger --export-tolerance",
+            record,
         )
     return record

@@ -11,6 +11,7 @@ from sentence_transformers.sentence_transformer import modules
 from transformers import AutoConfig
 
 from eedi_utils.config import TrainConfig
+from eedi_utils.cpu_embedder import refuse_export
 from eedi_utils.devices import quantization_kwargs, resolve_dtype
 from eedi_utils.embedder import default_model_path
 from eedi_utils.inputs import resolve_input_path
@@ -36,6 +37,7 @@ def build_model(
     given a pooling layer) in `dtype` (None: as saved), add LoRA if asked (`base_model_path`
     says where it is)."""
     path = base_model_path(config, model_dataset)
+    refuse_export(path, "training")
     model_kwargs = quantization_kwargs(4, device) if config.load_in_4bit else {}
     if dtype is not None:
         model_kwargs["dtype"] = dtype
