@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from eedi_utils.config import KitConfig, load_config, parse_toml_value  # noqa: E402
+from eedi_utils.cpu_embedder import cpu_name  # noqa: E402
 from eedi_utils.cross_fit import cross_fit, edge_note  # noqa: E402
 from eedi_utils.data import CompetitionData  # noqa: E402
 from eedi_utils.devices import cpu_runs_bf16_fast  # noqa: E402
@@ -52,13 +53,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def cpu_kind() -> str:
     """The CPU model and whether it runs bf16 natively (it decides dtype = "auto")."""
-    name = platform.processor() or "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
+    name = cpu_name()
+    if name == "unknown CPU":  # no /proc/cpuinfo
+        name = platform.processor() or name
     return f"{name}, {'native bf16' if cpu_runs_bf16_fast() else 'no native bf16'}"
 
 

@@ -154,7 +154,7 @@ class RetrievalConfig:
         default_factory=list,
         metadata={
             "help": "Model folders; empty means the bundled all-MiniLM-L6-v2.",
-            "commands": (*RANKING, "export"),
+            "commands": RANKING,
         },
     )
     fusion: Literal["mean", "rrf"] = field(
@@ -210,7 +210,7 @@ class RetrievalConfig:
             "help": "CPU threads for encoding; 0: torch's own choice, and for an exported "
             "model $OMP_NUM_THREADS or else the CPUs this process may run on "
             "(os.sched_getaffinity).",
-            "commands": RANKING,
+            "commands": (*RANKING, "export"),
         },
     )
     unseen_prior: float | None = field(

@@ -139,14 +139,14 @@ class CpuEmbedder:
                 self.folder,
                 check.get("summary", "see export.json"),
             )
-        made_on = set(self.record.get("cpu_flags", []))
-        if self.record["precision"] == "int8" and made_on & set(INT8_FLAGS) - cpu_flags():
+        checked_with = set(self.record.get("cpu_flags", [])) & set(INT8_FLAGS)
+        if self.record["precision"] == "int8" and checked_with - cpu_flags():
             logger.warning(
                 "%s was quantised and checked on a CPU with %s, which this one lacks: its "
                 "int8 products take slower paths here and may saturate; check it on this CPU "
                 "(eedi evaluate --model %s) or use an fp32 export",
                 self.folder,
-                ", ".join(sorted(made_on & set(INT8_FLAGS))),
+                ", ".join(sorted(checked_with)),
                 self.folder,
             )
         logger.info("loaded %s: %s", self.folder, self.runtime.describe())

@@ -250,3 +250,11 @@ def test_bf16_counts_as_native_only_with_avx512_bf16_or_amx(monkeypatch) -> None
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
         assert devices.cpu_runs_bf16_fast() is native
         assert devices.resolve_dtype("auto", "cpu") == (torch.bfloat16 if native else torch.float32)
+
+
+def test_export_takes_threads_for_its_check_and_its_model_as_the_positional_only() -> None:
+    from eedi_utils.cli import flag_names
+
+    flags = {flag for names in flag_names("export").values() for flag in names}
+    assert "--retrieval-threads" in flags  # the check ranks with the export's runtime
+    assert "--model" not in flags  # MODEL is the positional; [retrieval] models is not read

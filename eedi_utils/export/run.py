@@ -184,7 +184,7 @@ def export_model(
     if (int8 or settings.check) and not data.has_train:
         raise ValueError(
             f"{'int8 calibration' if int8 else 'the export check'} needs train.csv in the data "
-            "folder (--data-dir); without it, export with --export-check false and no int8"
+            "folder (--data-dir); without it, export with --no-export-check and no int8"
         )
     held = check_fold(source, data, config) if data.has_train else None
     model = SentenceTransformer(
