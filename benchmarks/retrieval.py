@@ -86,7 +86,7 @@ def main() -> None:
     (_, positions), search_seconds = timed(
         lambda: fused_top_k([query_embeddings], [document_embeddings], config.retrieval.top_k)
     )
-    ranked = data.misconceptions["MisconceptionId"].to_numpy()[positions.numpy()]
+    ranked = data.misconceptions["MisconceptionId"].to_numpy()[positions]
     gold = train["MisconceptionId"].to_numpy(np.int64)
     seen = np.zeros(len(train), dtype=bool)
     for fold in config_folds(train, config.evaluate):

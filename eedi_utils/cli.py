@@ -27,7 +27,6 @@ from eedi_utils.config import (
 )
 from eedi_utils.data import CompetitionData, DataError
 from eedi_utils.deprecated_flags import PREVIOUS_FLAGS
-from eedi_utils.export.run import ExportCheckFailed
 from eedi_utils.extras import MissingExtra
 from eedi_utils.inputs import DATA_DIR_VARIABLE, output_dir, resolve_data_dir
 from eedi_utils.metrics import lb_key, map_key
@@ -372,9 +371,14 @@ def run(args: argparse.Namespace) -> int:
     elif args.command in ("paraphrase", "synthesize"):
         return generate(args, config, data)
     elif args.command == "export":
-        from eedi_utils.export.run import export_model
+        from eedi_utils.export.run import ExportCheckFailed, export_model
 
-        record = export_model(args.model, args.to, data, config, args.overwrite)
+        try:
+            record = export_model(args.model, args.to, data, config, args.overwrite)
+        except ExportCheckFailed as err:
+            print(json.dumps(err.record, indent=2))
+            print(f"eedi: export check failed: {err}", file=sys.stderr)
+            return 1
         print(json.dumps(record, indent=2))
         print(f"wrote {args.to}: eedi predict --model {args.to}", file=sys.stderr)
     else:
@@ -423,10 +427,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per LLM call otherwise
     try:
         return run(args)
-    except ExportCheckFailed as err:
-        print(json.dumps(err.record, indent=2))
-        print(f"eedi: export check failed: {err}", file=sys.stderr)
-        return 1
     except (
         DataError,
         ConfigError,

@@ -1,6 +1,7 @@
-"""Retrieval models exported by `eedi export` (OpenVINO IR or ONNX), run on the CPU: the
-runtime's precision and threads are chosen for the CPU at hand and printed, and texts are
-tokenised and encoded in length-sorted batches, as `SentenceTransformer.encode` does.
+"""Retrieval models exported by `eedi export` (OpenVINO IR or ONNX), run on the CPU without
+torch or transformers (imported, they take most of a short run): the runtime's precision and
+threads are chosen for the CPU at hand and printed, and texts are tokenised by the `tokenizers`
+library and encoded in length-sorted batches, as `SentenceTransformer.encode` does.
 
 The exported graph maps token ids and the attention mask to the sentence embedding (the source
 model's pooling is inside it); embeddings are L2-normalised here.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer
 
 from eedi_utils.config import RetrievalConfig
-from eedi_utils.devices import cpu_runs_bf16_fast
+from eedi_utils.cpu import INT8_FLAGS, cpu_flags, cpu_name, cpu_runs_bf16_fast, cpu_threads
 from eedi_utils.extras import require
 
 logger = logging.getLogger(__name__)
@@ -29,6 +28,7 @@ logger = logging.getLogger(__name__)
 EXPORT_FILE = "export.json"
 MODEL_FILES = {"openvino": "openvino_model.xml", "onnx": "model.onnx"}
 """The graph file each format writes in the export folder."""
+TOKENIZER_FILE = "tokenizer.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
 OPENVINO_PRECISIONS = {"auto": None, "float32": "f32", "bfloat16": "bf16", "float16": "f16"}
 
@@ -43,11 +43,6 @@ def read_export(folder: str | Path) -> dict[str, Any]:
     return json.loads((Path(folder) / EXPORT_FILE).read_text())
 
 
-INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-"""CPU flags of int8 dot products: without them int8 kernels fall back to slower paths, and an
-int8 model checked on a CPU with them may saturate where they are missing."""
-
-
 def refuse_export(folder: str | Path, purpose: str) -> None:
     """ValueError when `folder` is an export: only a runtime can load it, not torch."""
     if is_exported(folder):
@@ -55,33 +50,46 @@ def refuse_export(folder: str | Path, purpose: str) -> None:
         raise ValueError(f"{folder} is an export for a CPU runtime: {purpose} needs {source}")
 
 
-def cpu_threads(setting: int = 0) -> int:
-    """`setting` when above 0, else `$OMP_NUM_THREADS` when set, else the CPUs this process may
-    run on (`os.sched_getaffinity`: a cpuset narrows it, a CFS quota does not)."""
-    if setting > 0:
-        return setting
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    return len(os.sched_getaffinity(0))
+def tokenizer_record(tokenizer: Any) -> dict[str, Any]:
+    """What `load_tokenizer` needs beside tokenizer.json to tokenise as `tokenizer` (a
+    transformers fast tokenizer) does when called with padding and truncation."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer: no tokenizer.json")
+    if tokenizer.pad_token is None:
+        raise ValueError(f"{type(tokenizer).__name__} has no padding token: batches cannot pad")
+    return {
+        "pad_token": tokenizer.pad_token,
+        "pad_id": tokenizer.pad_token_id,
+        "pad_type_id": tokenizer.pad_token_type_id,
+        "padding_side": tokenizer.padding_side,
+        "truncation_side": tokenizer.truncation_side,
+    }
 
 
-def _cpuinfo(field: str) -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith(field):
-                return line.split(":", 1)[1].strip()
-    return ""
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo, 'unknown CPU' where there is none."""
-    return _cpuinfo("model name") or "unknown CPU"
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    return set(_cpuinfo("flags").split())
+def load_tokenizer(folder: Path, record: dict[str, Any], max_length: int) -> Any:
+    """The `tokenizers.Tokenizer` of tokenizer.json, padding each batch to its longest text and
+    truncating at `max_length`, as transformers' `set_truncation_and_padding` sets the same
+    backend for `tokenizer(texts, padding=True, truncation=True, max_length=...)`
+    (transformers 5.19, `tokenization_utils_tokenizers.py`)."""
+    tokenizers = require("tokenizers", "an exported model's tokenizer")
+    path = folder / TOKENIZER_FILE
+    if "tokenizer" not in record or not path.is_file():
+        raise ValueError(
+            f"{folder} has no {TOKENIZER_FILE} or no tokenizer record in its {EXPORT_FILE} "
+            "(an export of kit 0.2.0 or older): export its source again"
+        )
+    settings = record["tokenizer"]
+    tokenizer = tokenizers.Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(
+        max_length, stride=0, strategy="longest_first", direction=settings["truncation_side"]
+    )
+    tokenizer.enable_padding(
+        direction=settings["padding_side"],
+        pad_id=settings["pad_id"],
+        pad_type_id=settings["pad_type_id"],
+        pad_token=settings["pad_token"],
+    )
+    return tokenizer
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,7 @@ class CpuEmbedder:
         self.record = read_export(self.folder)
         self.runtime = choose_runtime(self.record, config)
         self.max_seq_length = min(config.max_seq_length, int(self.record["max_seq_length"]))
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+        self.tokenizer = load_tokenizer(self.folder, self.record, self.max_seq_length)
         self._run = self._load()
         check = self.record.get("check") or {}
         if check.get("passed") is False:
@@ -182,17 +190,12 @@ class CpuEmbedder:
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc="encoding", disable=not show_progress):
             positions = order[start : start + batch_size]
-            tokens = self.tokenizer(
-                [texts[i] for i in positions],
-                padding=True,
-                truncation=True,
-                max_length=self.max_seq_length,
-                return_tensors="np",
-            )
-            batch = np.asarray(
-                self._run({name: tokens[name].astype(np.int64) for name in INPUT_NAMES}),
-                dtype=np.float32,
-            )
+            encodings = self.tokenizer.encode_batch([texts[i] for i in positions])
+            inputs = {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            }
+            batch = np.asarray(self._run(inputs), dtype=np.float32)
             if embeddings is None:
                 embeddings = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
             embeddings[positions] = batch

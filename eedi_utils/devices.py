@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from eedi_utils.cpu import cpu_runs_bf16_fast
 from eedi_utils.extras import require
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -15,13 +16,6 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
-
-
-def cpu_runs_bf16_fast() -> bool:
-    """True where the CPU has bf16 instructions (AVX512-BF16 or AMX); elsewhere bf16 is
-    emulated and slower than fp32. Not oneDNN's `_is_mkldnn_bf16_supported`: it answers True on
-    any AVX-512 CPU (ideep's `has_bf16_type_support` is `avx512_core`), Skylake included."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def cuda_runs_bf16_natively(device: str | int | None = None) -> bool:

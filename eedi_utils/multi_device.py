@@ -59,7 +59,7 @@ def _encode_share(
     config = dataclasses.replace(config, device=device, devices=[], show_progress=False)
     model = load_embedder(path, config)
     started = time.perf_counter()
-    embeddings = encode(model, texts, config).cpu().numpy()
+    embeddings = encode(model, texts, config)
     seconds = time.perf_counter() - started
     logger.info(
         "%s: %d texts, %d tokens in %.1f s (%.0f tokens/s)",
@@ -70,7 +70,7 @@ def _encode_share(
 
 def encode_on_devices(
     path: str | Path, texts: Sequence[str], config: RetrievalConfig
-) -> torch.Tensor:
+) -> np.ndarray:
     """Embeddings of `texts` (in order) computed by one process per `config.devices` entry."""
     devices = config.devices[: max(len(texts), 1)]  # no worker without texts
     tokens = token_counts(path, texts, config.max_seq_length)
@@ -94,4 +94,4 @@ def encode_on_devices(
     embeddings = np.zeros((len(texts), dimension), dtype=np.float32)
     for share, part in zip(shares, parts):
         embeddings[share] = part
-    return torch.from_numpy(embeddings)
+    return embeddings

@@ -22,7 +22,6 @@ from eedi_utils.provenance import (
     read_provenance,
     read_resolved_config,
 )
-from eedi_utils.rerank import stage as llm_stage
 from eedi_utils.retrieval import retrieve
 from eedi_utils.splits import config_folds
 from eedi_utils.submission import build_submission, read_submission, write_submission
@@ -170,6 +169,8 @@ def rank_misconceptions(
     prior, see `unseen_prior`), with the LLM stage around it when [rerank] asks (a hypothesis
     joining each query; a rerank of the top)."""
     queries = query_texts(long, config.text)
+    if config.rerank.hypothesis or config.rerank.enabled:
+        from eedi_utils.rerank import stage as llm_stage  # torch and transformers: only here
     if config.rerank.hypothesis:
         job = llm_stage.Job("hypothesis", long, None, data.misconceptions, config.rerank)
         guesses = llm_stage.run(job)

@@ -7,21 +7,35 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from eedi_utils.config import RetrievalConfig
 from eedi_utils.embedder import default_model_path, encode, load_embedder
-from eedi_utils.multi_device import encode_on_devices
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` highest scores of each row, best first, and their column positions (equal scores
+    among them in column order)."""
+    k = min(k, scores.shape[1])
+    if k < scores.shape[1]:
+        candidates = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)
+    else:
+        candidates = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    candidate_scores = np.take_along_axis(scores, candidates, axis=1)
+    order = np.argsort(-candidate_scores, axis=1, kind="stable")
+    return (
+        np.take_along_axis(candidate_scores, order, axis=1),
+        np.take_along_axis(candidates, order, axis=1),
+    )
 
 
 def fused_top_k(
-    queries: Sequence[torch.Tensor],
-    documents: Sequence[torch.Tensor],
+    queries: Sequence[np.ndarray],
+    documents: Sequence[np.ndarray],
     k: int,
     chunk_size: int = 4096,
     weights: Sequence[float] | None = None,
     bonus: np.ndarray | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k documents by the weighted mean of each model's cosine similarity, plus
     `bonus[d]` for document d when given (the unseen prior).
 
@@ -33,37 +47,37 @@ def fused_top_k(
         raise ValueError("need the same, non-zero number of query and document embeddings")
     weights = list(weights) if weights is not None else [1.0] * len(queries)
     total = float(sum(weights))
-    n_queries, n_documents = queries[0].shape[0], documents[0].shape[0]
-    k = min(k, n_documents)
+    n_queries = queries[0].shape[0]
     all_scores, all_positions = [], []
-    for start in range(0, n_queries, chunk_size):
+    for start in range(0, max(n_queries, 1), chunk_size):
         stop = min(start + chunk_size, n_queries)
         similarity = sum(
-            (w / total) * (q[start:stop] @ d.to(q.device).T)
+            np.float32(w / total) * (q[start:stop] @ d.T)
             for w, q, d in zip(weights, queries, documents)
         )
         if bonus is not None:
-            similarity = similarity + torch.as_tensor(bonus, device=similarity.device)
-        scores, positions = similarity.topk(k, dim=1)
-        all_scores.append(scores.cpu())
-        all_positions.append(positions.cpu())
-    return torch.cat(all_scores), torch.cat(all_positions)
+            similarity = similarity + np.asarray(bonus, dtype=np.float32)
+        scores, positions = top_k(similarity, k)
+        all_scores.append(scores)
+        all_positions.append(positions)
+    return np.concatenate(all_scores), np.concatenate(all_positions)
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[torch.Tensor], k: int, n_documents: int, rrf_k: int = 60
-) -> torch.Tensor:
-    """Fuse ranked document positions (one (n_queries, depth) tensor per model) by RRF.
+    rankings: Sequence[np.ndarray], k: int, n_documents: int, rrf_k: int = 60
+) -> np.ndarray:
+    """Fuse ranked document positions (one (n_queries, depth) array per model) by RRF.
 
     Each document scores sum(1 / (rrf_k + rank)) over the lists it appears in; returns the
     top-k positions per query, shape (n_queries, min(k, n_documents)).
     """
     n_queries = rankings[0].shape[0]
-    fused = torch.zeros(n_queries, n_documents, dtype=torch.float64)
+    fused = np.zeros((n_queries, n_documents), dtype=np.float64)
+    rows = np.arange(n_queries)[:, None]
     for ranking in rankings:
-        ranks = torch.arange(1, ranking.shape[1] + 1, dtype=torch.float64).expand_as(ranking)
-        fused.scatter_add_(1, ranking.long(), 1.0 / (rrf_k + ranks))
-    return fused.topk(min(k, n_documents), dim=1).indices
+        ranks = np.arange(1, ranking.shape[1] + 1, dtype=np.float64)
+        np.add.at(fused, (rows, ranking.astype(np.int64)), 1.0 / (rrf_k + ranks))
+    return top_k(fused, k)[1]
 
 
 def retrieve(
@@ -79,6 +93,8 @@ def retrieve(
     query_embeddings, document_embeddings = [], []
     for path in model_paths:
         if config.devices:
+            from eedi_utils.multi_device import encode_on_devices  # imports torch
+
             folder = path if path is not None else default_model_path()
             both = encode_on_devices(folder, [*queries, *documents], config)
             query_embeddings.append(both[: len(queries)])
@@ -102,4 +118,4 @@ def retrieve(
             config.query_chunk_size,
             bonus=bonus,
         )
-    return positions.numpy()
+    return positions

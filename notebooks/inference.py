@@ -113,10 +113,8 @@ submission_path = pipeline.predict(data, output_dir() / "submission.csv", None, 
 print(f"wrote {submission_path}")
 
 # %% 5. Run time, and the efficiency-track score estimate beside the commit run's CV
-import torch
-
 run_seconds = time.perf_counter() - STARTED
-cpu_only = not torch.cuda.is_available()
+cpu_only = not efficiency.has_gpu()
 rerun_seconds = run_seconds - commit_only_seconds
 top_k = config.retrieval.top_k
 print(efficiency.summary(report, run_seconds, rerun_seconds, hidden, cpu_only, top_k))

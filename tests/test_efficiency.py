@@ -12,6 +12,7 @@ from eedi_utils.efficiency import (
     EncodingRate,
     RuntimeEstimate,
     efficiency_score,
+    has_gpu,
     measure_encoding,
     summary,
 )
@@ -116,3 +117,16 @@ def test_measuring_loads_the_model_and_times_a_batch_of_each_kind(tiny_model) ->
     (rate,) = measure_encoding([tiny_model], queries, ["Adds instead of multiplies"] * 6, config)
     assert rate.model == tiny_model.name
     assert rate.start_seconds > 0 and rate.queries_per_second > 0 < rate.documents_per_second
+
+
+def test_a_gpu_is_found_without_importing_torch(tmp_path, monkeypatch) -> None:
+    """An export's run never imports torch: the GPU is then read from the device nodes a
+    container is given (/dev/nvidia0 per GPU; nvidiactl and nvidia-uvm come without one)."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    (tmp_path / "nvidiactl").touch()
+    (tmp_path / "nvidia-uvm").touch()
+    assert not has_gpu(tmp_path)
+    (tmp_path / "nvidia0").touch()
+    assert has_gpu(tmp_path)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from eedi_utils import cpu_embedder
+from eedi_utils import cpu, cpu_embedder
 from eedi_utils.cli import main
 from eedi_utils.config import KitConfig, RetrievalConfig
-from eedi_utils.cpu_embedder import CpuEmbedder, choose_runtime, cpu_threads
+from eedi_utils.cpu import cpu_threads
+from eedi_utils.cpu_embedder import CpuEmbedder, choose_runtime
 from eedi_utils.data import CompetitionData
 from eedi_utils.embedder import encode, load_embedder
 from eedi_utils.export import run as export_run
@@ -78,6 +79,55 @@ def test_predict_with_an_export_writes_the_sources_submission(sample, tiny_model
     assert exported == source
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_the_export_tokenises_as_transformers_does(side, tiny_model, tmp_path):
+    """tokenizer.json run by `tokenizers` with the recorded padding and truncation gives the
+    ids and mask of transformers' `tokenizer(texts, padding=True, truncation=True)`, on either
+    side (decoder embedders pad on the left)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(tiny_model), padding_side=side, truncation_side=side
+    )
+    tokenizer.save_pretrained(str(tmp_path))
+    record = {"tokenizer": cpu_embedder.tokenizer_record(tokenizer)}
+    ours = cpu_embedder.load_tokenizer(tmp_path, record, max_length=12)
+    texts = ["What is 3/4 of 12?", "Adds the numerators and the denominators " * 4, "x"]
+    expected = tokenizer(texts, padding=True, truncation=True, max_length=12)
+    encodings = ours.encode_batch(texts)
+    assert [e.ids for e in encodings] == expected["input_ids"]
+    assert [e.attention_mask for e in encodings] == expected["attention_mask"]
+    assert len(encodings[1].ids) == 12  # truncated; the others padded to it
+    with pytest.raises(ValueError, match="export its source again"):
+        cpu_embedder.load_tokenizer(tmp_path, {}, max_length=12)
+
+
+def test_ranking_with_an_export_imports_neither_torch_nor_transformers(
+    sample, tiny_model, tmp_path
+):
+    """Importing torch, transformers and sentence-transformers takes most of a short CPU run
+    (about 8-11 s on 2 cores); an export needs none of them."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "export"
+    flags = ["--data-dir", str(sample), "--quiet"]
+    folds = ["--evaluate-folds", "3"]
+    assert main(["export", str(tiny_model), "--to", str(out), *flags, *folds]) == 0
+    script = (
+        "import sys; from eedi_utils.cli import main; "
+        f"codes = [main(['predict', '--model', {str(out)!r}, '--out', "
+        f"{str(tmp_path / 'submission.csv')!r}, *{flags!r}]), "
+        f"main(['evaluate', '--model', {str(out)!r}, *{flags + folds!r}])]; "
+        "heavy = {'torch', 'transformers', 'sentence_transformers', 'sklearn'} & set(sys.modules); "
+        "print(codes, sorted(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[0, 0] []"
+    assert (tmp_path / "submission.csv").is_file()
+
+
 @pytest.mark.parametrize("fmt", ["openvino", "onnx"])
 def test_int8_is_calibrated_outside_the_checked_fold_and_stays_close(
     fmt, sample, tiny_model, tmp_path, monkeypatch, caplog
@@ -104,7 +154,7 @@ def test_int8_is_calibrated_outside_the_checked_fold_and_stays_close(
         quantized = [made_by.get(n.input[0]) for n in nodes if n.op_type == "QuantizeLinear"]
         assert "MatMul" not in quantized  # products' outputs stay fp32
     texts = ["What is 3/4 of 12?", "Adds the numerators", "Thinks 0.5 > 0.75"]
-    exported = encode(load_embedder(out, config.retrieval), texts, config.retrieval).numpy()
+    exported = encode(load_embedder(out, config.retrieval), texts, config.retrieval)
     reference = SentenceTransformer(str(tiny_model), device="cpu").encode(
         texts, normalize_embeddings=True
     )
@@ -222,7 +272,7 @@ def test_onnx_runs_fp32_and_refuses_half_precision() -> None:
 
 
 def test_threads_are_the_cpus_this_process_may_use(monkeypatch) -> None:
-    monkeypatch.setattr(cpu_embedder.os, "sched_getaffinity", lambda pid: {0, 2, 5})
+    monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: {0, 2, 5})
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert cpu_threads() == 3
     assert cpu_threads(1) == 1
@@ -234,22 +284,25 @@ def test_threads_are_the_cpus_this_process_may_use(monkeypatch) -> None:
 
 
 def test_bf16_counts_as_native_only_with_avx512_bf16_or_amx(monkeypatch) -> None:
-    """oneDNN's `_is_mkldnn_bf16_supported` says True on any AVX-512 CPU (ideep's
-    `has_bf16_type_support`: avx512_core), where bf16 is emulated; the kit asks torch.cpu."""
+    """Any AVX-512 is not enough (oneDNN's `_is_mkldnn_bf16_supported` and OpenVINO's
+    `hasBF16HardwareSupport` say True from `avx512_core` on, where bf16 is emulated): the
+    flags torch.cpu asks decide, read from /proc/cpuinfo so an export never imports torch."""
     import torch
 
     from eedi_utils import devices
 
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
-    for avx512_bf16, amx, native in (
-        (False, False, False),
-        (True, False, True),
-        (False, True, True),
+    for flags, native in (
+        ({"avx2", "avx512f", "avx512bw", "avx512_vnni"}, False),  # Skylake/Cascade Lake
+        ({"avx2", "avx512f", "avx512_bf16"}, True),  # Cooper Lake, Zen 4
+        ({"avx2", "avx512f", "amx_tile", "amx_bf16"}, True),  # Sapphire Rapids
     ):
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
-        assert devices.cpu_runs_bf16_fast() is native
+        monkeypatch.setattr(cpu, "cpu_flags", lambda f=flags: f)
+        assert cpu.cpu_runs_bf16_fast() is native
         assert devices.resolve_dtype("auto", "cpu") == (torch.bfloat16 if native else torch.float32)
+    monkeypatch.undo()
+    if cpu.cpu_flags():  # this machine's answer is torch's own
+        asked = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        assert cpu.cpu_runs_bf16_fast() is asked
 
 
 def test_export_takes_threads_for_its_check_and_its_model_as_the_positional_only() -> None:

@@ -22,13 +22,12 @@ from sentence_transformers import SentenceTransformer
 
 from eedi_utils import __version__, pipeline
 from eedi_utils.config import KitConfig
+from eedi_utils.cpu import INT8_FLAGS, cpu_flags, cpu_name
 from eedi_utils.cpu_embedder import (
     EXPORT_FILE,
-    INT8_FLAGS,
     MODEL_FILES,
-    cpu_flags,
-    cpu_name,
     is_exported,
+    tokenizer_record,
 )
 from eedi_utils.data import CompetitionData, labelled
 from eedi_utils.embedder import default_model_path
@@ -198,6 +197,7 @@ def export_model(
         "source": str(source.resolve()),
         "max_seq_length": model.max_seq_length,
         "dimension": model.get_embedding_dimension(),
+        "tokenizer": tokenizer_record(model.tokenizer),
         "kit_version": __version__,
         "cpu": cpu_name(),
         "cpu_flags": sorted(cpu_flags() & set(INT8_FLAGS)),

@@ -14,8 +14,8 @@ import torch
 
 
 def mine_negatives(
-    query_embeddings: torch.Tensor,
-    document_embeddings: torch.Tensor,
+    query_embeddings: np.ndarray | torch.Tensor,
+    document_embeddings: np.ndarray | torch.Tensor,
     document_ids: Sequence[int],
     gold_ids: Sequence[int],
     n_negatives: int,
@@ -39,6 +39,8 @@ def mine_negatives(
     start, stop = rank_range
     if not 1 <= start <= stop:
         raise ValueError(f"rank_range must satisfy 1 <= start <= stop, got {rank_range}")
+    query_embeddings = torch.as_tensor(query_embeddings)
+    document_embeddings = torch.as_tensor(document_embeddings)
     document_ids = torch.tensor(np.array(document_ids, dtype=np.int64))
     gold = torch.tensor(np.array(gold_ids, dtype=np.int64))
     n_documents = len(document_ids)

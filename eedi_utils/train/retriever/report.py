@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import KitConfig
@@ -28,15 +27,15 @@ logger = logging.getLogger(__name__)
 
 def validation_embeddings(
     model: SentenceTransformer, data: TrainingData, config: KitConfig
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[np.ndarray, np.ndarray]:
     """The validation queries' and the documents' embeddings by `model`."""
     queries = encode(model, data.val_queries, config.retrieval)
     return queries, encode(model, data.documents, config.retrieval)
 
 
 def rank_embeddings(
-    queries: torch.Tensor,
-    documents: torch.Tensor,
+    queries: np.ndarray,
+    documents: np.ndarray,
     data: TrainingData,
     config: KitConfig,
     bonus: np.ndarray | None = None,
@@ -44,7 +43,7 @@ def rank_embeddings(
     """The top-k misconception ids (k = [retrieval] top_k) of each validation row, ranked by
     these embeddings (plus `bonus` per document)."""
     _, positions = fused_top_k([queries], [documents], config.retrieval.top_k, bonus=bonus)
-    return data.document_ids[positions.numpy()]
+    return data.document_ids[positions]
 
 
 def score_ranking(ranked: np.ndarray, data: TrainingData, config: KitConfig) -> dict:
@@ -54,8 +53,8 @@ def score_ranking(ranked: np.ndarray, data: TrainingData, config: KitConfig) -> 
 
 
 def score_embeddings(
-    queries: torch.Tensor,
-    documents: torch.Tensor,
+    queries: np.ndarray,
+    documents: np.ndarray,
     data: TrainingData,
     config: KitConfig,
     bonus: np.ndarray | None = None,
@@ -95,7 +94,7 @@ class PriorTuning:
 
 
 def tune_unseen_prior(
-    queries: torch.Tensor, documents: torch.Tensor, data: TrainingData, config: KitConfig
+    queries: np.ndarray, documents: np.ndarray, data: TrainingData, config: KitConfig
 ) -> PriorTuning:
     """The unseen-prior strength of `[train] unseen_prior_grid` with the best leaderboard
     estimate on the validation rows ranked by these embeddings (the smallest on ties), the
