@@ -8,7 +8,10 @@ encoding seconds for the scored fold's queries and all misconception names (in t
 end-to-end seconds of `eedi evaluate` in a fresh process (start-up, loading, tokenising,
 encoding, ranking, scoring), both as ratios to the bare fp32 encode and fp32 torch end to end,
 and MAP@25, seen, unseen and map@25_lb on the fold the model never trained on (fold 0 for the
-base model). The CPU's name and flags lead the output; rows are appended to --results.
+base model). Each row also splits one ranking into its stages, in a fresh process
+(`benchmarks/cpu_stages.py`: start-up, data and texts, loading, tokenising, forward passes,
+top-k and scoring) and lists the heavy libraries it imported. The CPU's name and flags lead the
+output; rows are appended to --results.
 
     python benchmarks/cpu_speed.py --fine-tuned /tmp/eedi-cv/default/fold-0
 """
@@ -27,10 +30,9 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import KitConfig
-from eedi_utils.cpu_embedder import cpu_flags, cpu_name, cpu_threads
+from eedi_utils.cpu import cpu_flags, cpu_name, cpu_runs_bf16_fast, cpu_threads
 from eedi_utils.data import CompetitionData, labelled
-from eedi_utils.devices import cpu_runs_bf16_fast
-from eedi_utils.embedder import default_model_path, encode, load_embedder
+from eedi_utils.embedder import default_model_path
 from eedi_utils.metrics import lb_key, map_key
 from eedi_utils.pipeline import held_out_fold
 from eedi_utils.splits import config_folds
@@ -72,6 +74,14 @@ def end_to_end(model: Path, dtype: str, data_dir: Path, fold: int | None) -> tup
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout), time.perf_counter() - started
+
+
+def stages(model: Path, dtype: str, data_dir: Path, fold: int) -> dict:
+    """`benchmarks/cpu_stages.py` of `model`: seconds per stage of one ranking, fresh process."""
+    command = [sys.executable, str(REPO / "benchmarks" / "cpu_stages.py"), str(model),
+               "--dtype", dtype, "--fold", str(fold), "--data-dir", str(data_dir)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def export(source: Path, out: Path, fmt: str, quantize: str, data_dir: Path) -> float:
@@ -117,12 +127,8 @@ def bench_model(name: str, source: Path, args: argparse.Namespace) -> list[dict]
     results, reference_e2e = [], None
     for row, key, dtype in runs(exports, cpu_runs_bf16_fast()):
         model = source if key == "source" else exports[key]
-        config.retrieval.dtype = dtype
-        embedder = load_embedder(model, config.retrieval)
-        started = time.perf_counter()
-        encode(embedder, texts, config.retrieval)
-        seconds = time.perf_counter() - started
-        del embedder
+        split = stages(model, dtype, args.data_dir, fold)
+        seconds = split["tokenise_s"] + split["forward_s"]
         report, wall = end_to_end(model, dtype, args.data_dir, None if held.fine_tuned else fold)
         reference_e2e = reference_e2e or wall
         result = {
@@ -140,6 +146,8 @@ def bench_model(name: str, source: Path, args: argparse.Namespace) -> list[dict]
             "fold": fold,
             "export_s": round(export_seconds[key], 0) if key in export_seconds else None,
             "bare_fp32_encode_s": round(bare_seconds, 1),
+            **{stage: value for stage, value in split.items() if stage.endswith("_s")},
+            "imported": split["imported"],
         }
         print(json.dumps(result), flush=True)
         results.append(result)

@@ -31,10 +31,9 @@ import numpy as np  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from eedi_utils.config import KitConfig, load_config, parse_toml_value  # noqa: E402
-from eedi_utils.cpu_embedder import cpu_name  # noqa: E402
+from eedi_utils.cpu import cpu_name, cpu_runs_bf16_fast  # noqa: E402
 from eedi_utils.cross_fit import cross_fit, edge_note  # noqa: E402
 from eedi_utils.data import CompetitionData  # noqa: E402
-from eedi_utils.devices import cpu_runs_bf16_fast  # noqa: E402
 from eedi_utils.embedder import default_model_path, load_embedder  # noqa: E402
 from eedi_utils.merge import merge_models  # noqa: E402
 from eedi_utils.metrics import format_score, lb_key, map_key  # noqa: E402

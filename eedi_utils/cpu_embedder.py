@@ -76,7 +76,7 @@ def load_tokenizer(folder: Path, record: dict[str, Any], max_length: int) -> Any
     if "tokenizer" not in record or not path.is_file():
         raise ValueError(
             f"{folder} has no {TOKENIZER_FILE} or no tokenizer record in its {EXPORT_FILE} "
-            "(an export of kit 0.2.0 or older): export its source again"
+            "(written by an earlier kit): export its source again"
         )
     settings = record["tokenizer"]
     tokenizer = tokenizers.Tokenizer.from_file(str(path))

@@ -3,13 +3,17 @@ retrieval step that encodes with each model (on one device or several) and ranks
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from eedi_utils.config import RetrievalConfig
+from eedi_utils.cpu_embedder import is_exported
 from eedi_utils.embedder import default_model_path, encode, load_embedder
+
+logger = logging.getLogger(__name__)
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +96,14 @@ def retrieve(
     model's cosine before its ranking joins the fusion."""
     query_embeddings, document_embeddings = [], []
     for path in model_paths:
-        if config.devices:
+        if config.devices and path is not None and is_exported(path):
+            logger.warning(
+                "%s is an export: it runs in this process on every CPU thread, [retrieval] "
+                "devices %s is not used for it",
+                path,
+                config.devices,
+            )
+        elif config.devices:
             from eedi_utils.multi_device import encode_on_devices  # imports torch
 
             folder = path if path is not None else default_model_path()

@@ -79,6 +79,23 @@ def test_predict_with_an_export_writes_the_sources_submission(sample, tiny_model
     assert exported == source
 
 
+def test_an_export_ignores_retrieval_devices_and_says_so(sample, tiny_model, tmp_path, caplog):
+    """One process per listed device would give each runtime every thread: an export runs in
+    this process instead."""
+    from eedi_utils.retrieval import retrieve
+
+    config = fp32()
+    config.export.check = False
+    out = tmp_path / "export"
+    export_run.export_model(tiny_model, out, CompetitionData(sample), config)
+    queries, documents = ["What is 3/4 of 12?", "Adds the numerators"], ["a", "b", "c"]
+    alone = retrieve(queries, documents, [out], config.retrieval)
+    config.retrieval.devices = ["cpu", "cpu"]
+    with caplog.at_level("WARNING"):
+        assert np.array_equal(retrieve(queries, documents, [out], config.retrieval), alone)
+    assert "devices ['cpu', 'cpu'] is not used for it" in caplog.text
+
+
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_the_export_tokenises_as_transformers_does(side, tiny_model, tmp_path):
     """tokenizer.json run by `tokenizers` with the recorded padding and truncation gives the

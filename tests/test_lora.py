@@ -39,13 +39,13 @@ def test_merged_model_matches_adapter_model(tiny_qwen, tmp_path) -> None:
             if "lora_B" in name:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
     adapted = encode(model, TEXTS, RETRIEVAL)
-    assert (adapted * base).sum(dim=1).min() < 0.99  # the adapter changes the embeddings
+    assert (adapted * base).sum(axis=1).min() < 0.99  # the adapter changes the embeddings
 
     merged = merge_lora(model)
     assert not any("lora_" in n for n, _ in merged.named_parameters())
     merged.save(str(tmp_path / "merged"))
     reloaded = encode(load_embedder(tmp_path / "merged", RETRIEVAL), TEXTS, RETRIEVAL)
-    assert (reloaded * adapted).sum(dim=1).min() > 0.999
+    assert (reloaded * adapted).sum(axis=1).min() > 0.999
 
 
 def test_targets_per_architecture() -> None:
@@ -188,4 +188,4 @@ def test_qlora_merge_adds_the_adapter_to_the_fresh_base(tiny_qwen, monkeypatch) 
     merged_weight = merged[0].auto_model.layers[0].mlp.down_proj.weight
     assert merged_weight.dtype == torch.float32
     assert torch.allclose(merged_weight, expected, atol=1e-6)
-    assert (encode(merged, TEXTS, RETRIEVAL) * adapted).sum(dim=1).min() > 0.999
+    assert (encode(merged, TEXTS, RETRIEVAL) * adapted).sum(axis=1).min() > 0.999
