@@ -1,11 +1,13 @@
-"""Kaggle's declared GPU image, and wheel sets that install offline on it.
+"""Kaggle's declared GPU and CPU images, and wheel sets that install offline on both.
 
-The image is declared from its public sources (eedi_utils/kaggle/image-gpu.json, derived by
-scripts/refresh_kaggle_image.py from Kaggle/docker-python's Dockerfile.tmpl and
-kaggle_requirements.txt and googlecolab/backend-info's pip-freeze.gpu.txt and os-info-gpu.txt
-of the base's day). The kit's wheel set is checked the way the inference
-kernel's `pip install --no-index` would meet it: every requirement of every shipped wheel,
-markers evaluated for CPython 3.12 on Linux x86_64, met by the set or by the image.
+The images are declared from their public sources (eedi_utils/kaggle/image-gpu.json and
+image-cpu.json, derived by scripts/refresh_kaggle_image.py from Kaggle/docker-python's
+Dockerfile.tmpl, rendered for each image, and kaggle_requirements.txt, and from
+googlecolab/backend-info's pip-freeze.gpu.txt and os-info-gpu.txt, or pip-freeze.txt and
+os-info.txt for the CPU runtime, of the base's day). The kit's wheel set is checked the way the
+kernels' `pip install --no-index` would meet it: every requirement of every shipped wheel,
+markers evaluated for CPython 3.12 on Linux x86_64, met by the set or by the image, on each
+image.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ from eedi_utils.kaggle.datasets import (
     build_wheels_dataset,
     resolve_wheel_set,
 )
-from eedi_utils.kaggle.image import IMAGE_FILE, KaggleImage
+from eedi_utils.kaggle.image import (
+    IMAGE_FILE,
+    KaggleImage,
+    accelerator,
+    declared_images,
+    render_template,
+)
 from eedi_utils.kaggle.settings import KaggleConfig
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -58,16 +66,24 @@ def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] 
     return path
 
 
-def image_of(packages: dict[str, str | None], python: str = "3.12.13") -> KaggleImage:
-    return KaggleImage(python, {canonicalize_name(k): v for k, v in packages.items()})
+def image_of(
+    packages: dict[str, str | None], python: str = "3.12.13", accelerator: str = ""
+) -> KaggleImage:
+    packages = {canonicalize_name(k): v for k, v in packages.items()}
+    return KaggleImage(python, packages, accelerator=accelerator)
 
 
 def test_the_declared_image_is_kaggles_gpu_image_as_its_sources_say() -> None:
     image = KaggleImage.load()
     declared = json.loads(IMAGE_FILE.read_text())
+    assert image.accelerator == "gpu" and image.label == "the GPU image"
     assert image.python == "3.12.13" and image.python_minor == "3.12"  # os-info-gpu.txt
     assert image.base_image == "release-colab-external-images_20260514-060047_RC00"
     assert declared["sources"]["googlecolab/backend-info"]["date"] <= "2026-05-14T23:59:59"
+    assert declared["sources"]["googlecolab/backend-info"]["files"] == [
+        "pip-freeze.gpu.txt",
+        "os-info-gpu.txt",
+    ]
     assert declared["changed_by_kaggle"]["protobuf"] == (
         "Dockerfile.tmpl: protobuf==5.29.5 (5.29.6 -> 5.29.5)"
     )
@@ -92,6 +108,76 @@ def test_the_declared_image_is_kaggles_gpu_image_as_its_sources_say() -> None:
     assert image.satisfies(Requirement("torch>=2.10")) and not image.satisfies(
         Requirement("click>=8.4.2")
     )
+    assert image.has("pycuda") and image.version("pycuda") is None  # the GPU image's block
+    # pip-freeze.gpu.txt's `cucim-cu12 @ https://pypi.nvidia.com/.../cucim_cu12-26.2.0-...whl`
+    assert image.version("cucim-cu12") == "26.2.0"  # the version in the wheel's file name
+
+
+def test_the_declared_cpu_image_is_kaggles_cpu_image_as_its_sources_say() -> None:
+    """Read from Kaggle/docker-python's Dockerfile.tmpl at 78aaa43 (2026-08-12), rendered for
+    the CPU image: line 4 `FROM .../colab-images/public/cpu-runtime:release-colab-external-
+    images_20260514-060047_RC00`, and the `{{ if eq .Accelerator "gpu" }}` block of lines 42-44
+    (`uv pip install ... "pycuda"`) left out; and googlecolab/backend-info's pip-freeze.txt and
+    os-info.txt at 6f38803 (2026-05-08), the last change of the CPU freeze on or before the
+    base's day: `Python 3.12.13`; `torch @ https://download.pytorch.org/whl/cpu/torch-2.10.0%2Bcpu-
+    cp312-cp312-manylinux_2_28_x86_64.whl`, `torchcodec @ .../torchcodec-0.10.0-cp312-...whl`,
+    `transformers==5.0.0`, `sentence-transformers==5.4.1`, `numpy==2.0.2`, `tokenizers==0.22.2`,
+    `protobuf==5.29.6`, `jiter==0.14.0`, no triton, pycuda or nvidia-* CUDA libraries."""
+    image = KaggleImage.declared("cpu")
+    declared = json.loads(accelerator("cpu").image_file.read_text())
+    assert image.accelerator == "cpu" and image.label == "the CPU image"
+    assert image.python == "3.12.13"  # os-info.txt
+    assert image.base_image == "release-colab-external-images_20260514-060047_RC00"
+    colab = declared["sources"]["googlecolab/backend-info"]
+    assert colab["files"] == ["pip-freeze.txt", "os-info.txt"]
+    assert colab["commit"].startswith("6f38803") and colab["date"] <= "2026-05-14T23:59:59"
+    gpu = json.loads(IMAGE_FILE.read_text())["sources"]["Kaggle/docker-python"]
+    assert declared["sources"]["Kaggle/docker-python"] == gpu  # one template for both images
+    expected = {
+        "torch": "2.10.0+cpu",  # the version in the wheel URL's file name
+        "torchvision": "0.25.0+cpu",
+        "torchcodec": "0.10.0",  # kaggle_requirements.txt's ==0.10.0 is met: kept
+        "transformers": "5.0.0",
+        "sentence-transformers": "5.4.1",
+        "numpy": "2.0.2",
+        "tokenizers": "0.22.2",
+        "jiter": "0.10.0",  # kaggle_requirements.txt pins it below the base's 0.14.0
+        "protobuf": "5.29.5",  # Dockerfile.tmpl force-reinstalls it over the base's 5.29.6
+    }
+    assert {name: image.version(name) for name in expected} == expected
+    for absent in ("pycuda", "triton", "nvidia-cublas-cu12", "openvino", "onnxruntime"):
+        assert not image.has(absent), absent
+    assert image.satisfies(Requirement("torch>=2.10")) and image.has("grpcio-tools")
+    assert [i.accelerator for i in declared_images()] == ["gpu", "cpu"]
+
+
+def test_the_template_is_rendered_for_each_image() -> None:
+    """The constructs of Kaggle/docker-python's Dockerfile.tmpl at 78aaa43: lines 1-5 (the
+    FROM per accelerator, `{{ end}}` without its space), 42-44 and 162-170 (GPU-only blocks);
+    its `build` script renders it with --ACCELERATOR=gpu for the GPU image, none otherwise."""
+    template = (
+        '{{ if eq .Accelerator "gpu" }}\nFROM r/runtime:release-colab_20260514-0\n{{ else }}\n'
+        "FROM r/cpu-runtime:release-colab_20260514-0\n{{ end}}\nRUN common\n"
+        '{{ if eq .Accelerator "gpu" }}\nRUN pycuda\n'
+        '{{ if eq .Accelerator "tpu" }}RUN never{{ else }}RUN nested{{ end }}\n{{ end }}\nEND\n'
+    )
+    gpu, cpu = render_template(template, "gpu"), render_template(template, "cpu")
+    assert [line for line in gpu.splitlines() if line] == [
+        "FROM r/runtime:release-colab_20260514-0", "RUN common", "RUN pycuda", "RUN nested", "END",
+    ]  # fmt: skip
+    assert [line for line in cpu.splitlines() if line] == [
+        "FROM r/cpu-runtime:release-colab_20260514-0", "RUN common", "END",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match=r"line 2: '\{\{ \.Base \}\}' is not a construct"):
+        render_template("RUN a\nFROM {{ .Base }}\n", "gpu")
+    with pytest.raises(ValueError, match="not a construct"):
+        render_template('{{- if eq .Accelerator "gpu" }}x{{ end }}', "cpu")  # trim markers
+    with pytest.raises(ValueError, match="without `end`"):
+        render_template('{{ if eq .Accelerator "gpu" }}\nRUN x\n', "cpu")
+    with pytest.raises(ValueError, match="not a construct"):
+        render_template("{{ end }}", "cpu")  # an `end` with no `if`
+    with pytest.raises(ValueError, match="unknown accelerator 'tpu'"):
+        render_template(template, "tpu")
 
 
 def git(folder: Path, *args: str, when: str = "") -> str:
@@ -107,14 +193,21 @@ def git(folder: Path, *args: str, when: str = "") -> str:
 
 
 def test_refresh_takes_the_freeze_of_the_base_images_day_from_local_clones(tmp_path) -> None:
+    """Both images from tiny clones laid out as Kaggle/docker-python at 78aaa43 (Dockerfile.tmpl
+    steps, the FROM per accelerator, the GPU-only pycuda block) and googlecolab/backend-info
+    (pip-freeze.gpu.txt and os-info-gpu.txt for the GPU runtime, pip-freeze.txt and os-info.txt
+    for the CPU one, whose torch is a `torch @ <wheel URL>` line as at 6f38803). Each freeze is
+    the last commit touching that file on or before the base's day: here the CPU freeze last
+    changed on May 1, the GPU one on May 8, both again on May 21."""
     kaggle, colab = tmp_path / "docker-python", tmp_path / "backend-info"
     for repo in (kaggle, colab):
         repo.mkdir()
         git(repo, "init", "-q", "-b", "main")
+    tag = "release-colab-external-images_20260514-060047_RC00"
+    colab_images = "us-docker.pkg.dev/colab-images/public"
     (kaggle / "Dockerfile.tmpl").write_text(  # the steps of docker-python's at 78aaa43
-        '{{ if eq .Accelerator "gpu" }}\n'
-        "FROM us-docker.pkg.dev/colab-images/public/runtime:"
-        "release-colab-external-images_20260514-060047_RC00\n{{ end }}\n"
+        f'{{{{ if eq .Accelerator "gpu" }}}}\nFROM {colab_images}/runtime:{tag}\n'
+        f"{{{{ else }}}}\nFROM {colab_images}/cpu-runtime:{tag}\n{{{{ end}}}}\n"
         "RUN pip freeze | grep -E 'tensorflow|keras|torch|jax' > /colab_requirements.txt\n"
         "RUN uv pip install --system --no-cache -r /requirements.txt\n"
         "RUN uv pip uninstall --system --no-cache google-cloud-bigquery-storage\n"
@@ -127,24 +220,42 @@ def test_refresh_takes_the_freeze_of_the_base_images_day_from_local_clones(tmp_p
     )
     git(kaggle, "add", ".")
     git(kaggle, "commit", "-q", "-m", "k", when="2026-08-12T14:34:23-07:00")
-    (colab / "os-info-gpu.txt").write_text("Ubuntu 22.04.5 LTS\nPython 3.12.13\n")
-    for day, torch in (("2026-05-08", "2.10.0+cu128"), ("2026-05-21", "2.11.0+cu128")):
+    wheels, tags = "https://download.pytorch.org/whl/cpu", "cp312-cp312-manylinux_2_28_x86_64"
+    common = (
+        "transformers==5.0.0\nprotobuf==5.29.6\njiter==0.14.0\n"
+        "google-cloud-bigquery-storage==2.37.0\nsetuptools==75.2.0\n"
+    )
+    commits = {}
+    for day, gpu_torch, cpu_torch, cpu_python in (
+        ("2026-05-01", "2.9.1+cu128", "2.10.0", "3.12.11"),
+        ("2026-05-08", "2.10.0+cu128", None, None),  # the CPU runtime's files unchanged
+        ("2026-05-21", "2.11.0+cu128", "2.11.0", "3.12.13"),
+    ):
+        (colab / "os-info-gpu.txt").write_text("Ubuntu 22.04.5 LTS\nPython 3.12.13\n")
         (colab / "pip-freeze.gpu.txt").write_text(
-            f"torch=={torch}\ntransformers==5.0.0\nprotobuf==5.29.6\njiter==0.14.0\n"
-            "torchcodec==0.10.0+cu128\ngoogle-cloud-bigquery-storage==2.37.0\nsetuptools==75.2.0\n"
+            f"torch=={gpu_torch}\n{common}torchcodec==0.10.0+cu128\n"
         )
+        if cpu_torch:
+            (colab / "os-info.txt").write_text(f"Ubuntu 22.04.5 LTS\nPython {cpu_python}\n")
+            (colab / "pip-freeze.txt").write_text(
+                f"torch @ {wheels}/torch-{cpu_torch}%2Bcpu-{tags}.whl\n"
+                f"{common}torchcodec @ {wheels}/torchcodec-0.10.0-{tags}.whl\n"
+                "google-colab @ file:///colabtools/dist/google_colab-1.0.0.tar.gz\n"
+            )
         git(colab, "add", ".")
         git(colab, "commit", "-q", "-m", day, when=f"{day}T12:00:00-07:00")
-    target = tmp_path / "image-gpu.json"
+        commits[day] = git(colab, "rev-parse", "HEAD")
     refresh = PROJECT / "scripts" / "refresh_kaggle_image.py"
     done = subprocess.run(
-        [sys.executable, str(refresh), "--target", str(target),
+        [sys.executable, str(refresh), "--target-dir", str(tmp_path),
          "--git", f"Kaggle/docker-python={kaggle / '.git'}",
          "--git", f"googlecolab/backend-info={colab / '.git'}"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    image = KaggleImage.load(target)
+    assert done.stdout.count("packages written to") == 2
+    image = KaggleImage.load(tmp_path / "image-gpu.json")
+    assert image.accelerator == "gpu" and image.base_image == tag
     assert image.version("torch") == "2.10.0+cu128"  # the freeze of May 8, not May 21
     assert image.version("torchcodec") == "0.10.0+cu128"  # ==0.10.0 is met: uv keeps it
     assert image.version("jiter") == "0.10.0" and image.version("transformers") == "5.0.0"
@@ -154,13 +265,39 @@ def test_refresh_takes_the_freeze_of_the_base_images_day_from_local_clones(tmp_p
     assert (
         image.version("protobuf") == "5.29.5" and image.has("ray") and image.version("ray") is None
     )
-    recorded = json.loads(target.read_text())
+    recorded = json.loads((tmp_path / "image-gpu.json").read_text())
     source = recorded["sources"]["googlecolab/backend-info"]
     assert recorded["python"] == "3.12.13" and source["date"].startswith("2026-05-08")
-    assert source["commit"] == git(colab, "rev-list", "-n1", "HEAD~1")
+    assert source["commit"] == commits["2026-05-08"]
     assert recorded["changed_by_kaggle"]["ray"] == (
         "kaggle_requirements.txt: ray (absent -> version unknown)"
     )
+    cpu = KaggleImage.load(tmp_path / "image-cpu.json")
+    assert cpu.accelerator == "cpu" and cpu.base_image == tag  # the cpu-runtime FROM line
+    assert cpu.version("torch") == "2.10.0+cpu"  # May 1's, the CPU freeze's last change
+    assert cpu.python == "3.12.11"  # os-info.txt of that commit
+    assert cpu.version("torchcodec") == "0.10.0" and cpu.version("jiter") == "0.10.0"
+    assert cpu.has("google-colab") and cpu.version("google-colab") is None  # not a wheel URL
+    assert cpu.version("protobuf") == "5.29.5" and not cpu.has("google-cloud-bigquery-storage")
+    assert not cpu.has("pycuda")  # the GPU-only block is not the CPU image's
+    recorded = json.loads((tmp_path / "image-cpu.json").read_text())
+    source = recorded["sources"]["googlecolab/backend-info"]
+    assert source["commit"] == commits["2026-05-01"] and source["until"] == "2026-05-14"
+    assert source["files"] == ["pip-freeze.txt", "os-info.txt"]
+    docker = recorded["sources"]["Kaggle/docker-python"]
+    assert (
+        docker
+        == json.loads((tmp_path / "image-gpu.json").read_text())["sources"]["Kaggle/docker-python"]
+    )
+    assert docker["commit"] == git(kaggle, "rev-parse", "HEAD") and docker["ref"] == "main"
+    only_cpu = subprocess.run(
+        [sys.executable, str(refresh), "--target-dir", str(tmp_path / "cpu"),
+         "--accelerator", "cpu", "--git", f"Kaggle/docker-python={kaggle / '.git'}",
+         "--git", f"googlecolab/backend-info={colab / '.git'}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert only_cpu.returncode == 0, only_cpu.stderr
+    assert [p.name for p in (tmp_path / "cpu").iterdir()] == ["image-cpu.json"]
 
 
 def test_the_set_ships_what_the_image_lacks_or_has_too_old_and_walks_their_needs(
