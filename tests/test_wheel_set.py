@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from eedi_utils.kaggle.closure import Wheel, read_wheels, unmet_requirements
+from eedi_utils.kaggle.closure import Wheel, check_installs, read_wheels, unmet_requirements
 from eedi_utils.kaggle.datasets import (
     CONSTRAINTS_FILE,
     WHEEL_SET_FILE,
@@ -314,7 +314,7 @@ def test_the_set_ships_what_the_image_lacks_or_has_too_old_and_walks_their_needs
     image = image_of({"eedi-t-base": "1.5", "eedi-t-lib": "2.0"})
     folder = tmp_path / "set"
     wheel_set = resolve_wheel_set(
-        ["eedi-t-app[fast]>=1"], image, folder, ["any"], [*PIP_LOCAL, str(index)]
+        ["eedi-t-app[fast]>=1"], [image], folder, ["any"], [*PIP_LOCAL, str(index)]
     )
     shipped = {name: str(w.version) for name, w in wheel_set.shipped.items()}
     assert shipped == {"eedi-t-app": "1.0", "eedi-t-lib": "3.0", "eedi-t-new": "1.0",
@@ -325,7 +325,7 @@ def test_the_set_ships_what_the_image_lacks_or_has_too_old_and_walks_their_needs
     )
     # under Python 3.11 the other marker applies
     older = resolve_wheel_set(
-        ["eedi-t-app>=1"], image.with_python("3.11.7"), tmp_path / "set311", ["any"],
+        ["eedi-t-app>=1"], [image.with_python("3.11.7")], tmp_path / "set311", ["any"],
         [*PIP_LOCAL, str(index)],
     )  # fmt: skip
     assert "eedi-t-old" in older.shipped and "eedi-t-new" not in older.shipped
@@ -340,7 +340,7 @@ def test_extras_asked_of_an_image_package_are_walked_on_the_images_version(tmp_p
     make_wheel(index, "eedi-t-e", "1.0")
     image = image_of({"eedi-t-d": "1.0"})
     wheel_set = resolve_wheel_set(
-        ["eedi-t-app"], image, tmp_path / "set", ["any"], [*PIP_LOCAL, str(index)]
+        ["eedi-t-app"], [image], tmp_path / "set", ["any"], [*PIP_LOCAL, str(index)]
     )
     assert set(wheel_set.shipped) == {"eedi-t-app", "eedi-t-e"}
     assert wheel_set.from_image == {"eedi-t-d": "1.0"}
@@ -356,11 +356,11 @@ def test_a_wheel_already_in_the_folder_ends_the_walk_and_a_used_folder_is_refuse
     folder = tmp_path / "set"
     make_wheel(folder, "eedi-t-app", "1.0")  # pip: "File was already downloaded"
     wheel_set = resolve_wheel_set(
-        ["eedi-t-app"], image_of({}), folder, ["any"], [*PIP_LOCAL, str(index)]
+        ["eedi-t-app"], [image_of({})], folder, ["any"], [*PIP_LOCAL, str(index)]
     )
     assert set(wheel_set.shipped) == {"eedi-t-app"}
     with pytest.raises(ValueError, match="is not empty"):
-        build_wheels_dataset(folder, ["eedi-t-app"], image_of({}), ["any"])
+        build_wheels_dataset(folder, ["eedi-t-app"], [image_of({})], ["any"])
 
 
 def test_a_version_two_requirers_cannot_share_is_refused_naming_both(tmp_path) -> None:
@@ -371,7 +371,7 @@ def test_a_version_two_requirers_cannot_share_is_refused_naming_both(tmp_path) -
         make_wheel(index, "eedi-t-core", version)
     with pytest.raises(ValueError) as err:
         resolve_wheel_set(
-            ["eedi-t-app"], image_of({}), tmp_path / "set", ["any"], [*PIP_LOCAL, str(index)]
+            ["eedi-t-app"], [image_of({})], tmp_path / "set", ["any"], [*PIP_LOCAL, str(index)]
         )
     message = str(err.value)
     assert "eedi-t-core 1.0 was chosen" in message and "eedi-t-plugin 1.0" in message
@@ -393,6 +393,50 @@ def test_the_closure_check_names_each_unmet_requirement_and_what_was_found(tmp_p
         "the install command requires huggingface-hub>=3: the set ships huggingface-hub 2.4.0"
         in {str(u) for u in roots}
     )
+
+
+def test_one_set_serves_both_images_and_is_checked_on_each(tmp_path) -> None:
+    """A requirement the GPU image meets and the CPU image does not (as openvino or a CUDA-only
+    package would be): a set resolved for the GPU image alone installs there and not on the CPU
+    image, and the check says which image; resolved for both, the set ships it, and the name
+    the images have at different builds (torch 2.10.0+cu128 / 2.10.0+cpu in image-gpu.json and
+    image-cpu.json) is left to each image."""
+    index = tmp_path / "index"
+    make_wheel(index, "eedi-t-app", "1.0", ("eedi-t-lib>=2", "eedi-t-base", "eedi-t-torch>=2.10"))
+    make_wheel(index, "eedi-t-lib", "2.0")
+    gpu = image_of(
+        {"eedi-t-lib": "2.0", "eedi-t-base": "1.0", "eedi-t-torch": "2.10.0+cu128"},
+        accelerator="gpu",
+    )
+    cpu = image_of({"eedi-t-base": "1.0", "eedi-t-torch": "2.10.0+cpu"}, accelerator="cpu")
+    options = [*PIP_LOCAL, str(index)]
+    for_gpu = resolve_wheel_set(["eedi-t-app"], [gpu], tmp_path / "gpu", ["any"], options)
+    assert set(for_gpu.shipped) == {"eedi-t-app"}
+    wheels = read_wheels([tmp_path / "gpu"])
+    assert unmet_requirements(wheels, gpu, ["eedi-t-app"]) == []
+    unmet = "eedi-t-app 1.0 requires eedi-t-lib>=2: not shipped, and not in the CPU image"
+    assert [str(u) for u in unmet_requirements(wheels, cpu, ["eedi-t-app"])] == [unmet]
+    with pytest.raises(ValueError) as err:
+        check_installs(wheels, [gpu, cpu], ["eedi-t-app"])
+    assert str(err.value) == f"the wheel set would not install on the CPU image:\n  {unmet}"
+    check_installs(wheels, [gpu], ["eedi-t-app"])  # installs on the GPU image
+
+    folder = build_wheels_dataset(tmp_path / "both", ["eedi-t-app"], [gpu, cpu], ["any"], options)
+    recorded = json.loads((folder / WHEEL_SET_FILE).read_text())
+    assert recorded["shipped"] == {
+        "eedi-t-app==1.0": "eedi-kit requires eedi-t-app; not in the GPU image and the CPU image",
+        "eedi-t-lib==2.0": "eedi-t-app 1.0 requires eedi-t-lib>=2; not in the CPU image",
+    }
+    assert recorded["left_to_the_image"] == {
+        "eedi-t-base": "1.0",
+        "eedi-t-torch": "2.10.0+cu128 in the GPU image, 2.10.0+cpu in the CPU image",
+    }
+    assert [c["image"] for c in recorded["checked_against"]] == ["gpu", "cpu"]
+    check_installs(read_wheels([folder]), [gpu, cpu], ["eedi-t-app"])
+    with pytest.raises(ValueError, match="one Python on every image"):
+        resolve_wheel_set(
+            ["eedi-t-app"], [gpu, cpu.with_python("3.13.1")], tmp_path / "py", ["any"], options
+        )
 
 
 @pytest.fixture(scope="module")
@@ -419,12 +463,12 @@ def test_the_kits_datasets_install_offline_on_kaggles_image(built_datasets: Path
     config = KaggleConfig()
     folders = [built_datasets / config.code_dataset, built_datasets / config.wheels_dataset]
     wheels = read_wheels(folders)
-    image = KaggleImage.load()
-    assert unmet_requirements(wheels, image, ["eedi-kit[default-model,cpu]"]) == []
-    # what huggingface_hub 2.4.0 needs beyond the image travels; the image's torch stays
+    for image in declared_images():  # the GPU kernels' image and the CPU kernel's
+        assert unmet_requirements(wheels, image, ["eedi-kit[default-model,cpu]"]) == []
+    # what huggingface_hub 2.4.0 needs beyond the images travels; each image's torch stays
     assert {"click", "hf-xet", "httpx2", "transformers", "eedi-kit"} <= set(wheels)
     assert "torch" not in wheels and "numpy" not in wheels
-    # the cpu extra: the image has neither runtime (image-gpu.json), its protobuf and numpy do
+    # the cpu extra: neither image has either runtime, their protobuf and numpy do
     assert {"openvino", "openvino-telemetry", "onnxruntime"} <= set(wheels)
     assert "protobuf" not in wheels and "flatbuffers" not in wheels
     for name in ("transformers", "sentence-transformers", "huggingface-hub", *RUNTIMES):
@@ -432,8 +476,14 @@ def test_the_kits_datasets_install_offline_on_kaggles_image(built_datasets: Path
     for name in RUNTIMES:  # compiled: built for the image's CPython 3.12 on x86_64 Linux
         assert re.search(r"-cp312-cp312-manylinux\S*_x86_64\.whl$", wheels[name].path.name)
     recorded = json.loads((folders[1] / WHEEL_SET_FILE).read_text())
-    assert recorded["left_to_the_image"]["torch"] == "2.10.0+cu128"
-    assert "click 8.3.3 in the image" in recorded["shipped"][f"click=={wheels['click'].version}"]
+    assert [c["image"] for c in recorded["checked_against"]] == ["gpu", "cpu"]
+    assert recorded["left_to_the_image"]["torch"] == (
+        "2.10.0+cu128 in the GPU image, 2.10.0+cpu in the CPU image"
+    )
+    assert recorded["left_to_the_image"]["numpy"] == "2.0.2"
+    assert recorded["shipped"][f"click=={wheels['click'].version}"].endswith(
+        "; click 8.3.3 in the GPU image and the CPU image"
+    )
 
 
 def python_of(minor: str) -> str | None:
