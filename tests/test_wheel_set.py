@@ -176,6 +176,8 @@ def test_the_template_is_rendered_for_each_image() -> None:
         render_template('{{ if eq .Accelerator "gpu" }}\nRUN x\n', "cpu")
     with pytest.raises(ValueError, match="not a construct"):
         render_template("{{ end }}", "cpu")  # an `end` with no `if`
+    with pytest.raises(ValueError, match="an unclosed"):
+        render_template("RUN {{ if\n", "cpu")
     with pytest.raises(ValueError, match="unknown accelerator 'tpu'"):
         render_template(template, "tpu")
 
