@@ -350,6 +350,29 @@ def test_extras_asked_of_an_image_package_are_walked_on_the_images_version(tmp_p
     assert not any("eedi_t_d" in p.name for p in (tmp_path / "set").iterdir())  # not shipped
 
 
+def test_extras_of_a_package_the_images_have_at_two_releases_are_walked_on_each(
+    tmp_path,
+) -> None:
+    """`d[x]` left to both images, at 1.0 on one and 2.0 on the other: what extra x adds is
+    read from each release's metadata, and shipped when an image lacks it."""
+    index = tmp_path / "index"
+    make_wheel(index, "eedi-t-app", "1.0", ("eedi-t-d[x]>=1",))
+    make_wheel(index, "eedi-t-d", "1.0", ('eedi-t-e; extra == "x"',))
+    make_wheel(index, "eedi-t-d", "2.0", ('eedi-t-f; extra == "x"',))
+    for name in ("eedi-t-e", "eedi-t-f"):
+        make_wheel(index, name, "1.0")
+    gpu = image_of({"eedi-t-d": "1.0+cu128"}, accelerator="gpu")
+    cpu = image_of({"eedi-t-d": "2.0"}, accelerator="cpu")
+    wheel_set = resolve_wheel_set(
+        ["eedi-t-app"], [gpu, cpu], tmp_path / "set", ["any"], [*PIP_LOCAL, str(index)]
+    )
+    assert set(wheel_set.shipped) == {"eedi-t-app", "eedi-t-e", "eedi-t-f"}
+    assert wheel_set.why["eedi-t-e"] == (
+        "eedi-t-d 1.0 in the GPU image requires eedi-t-e; not in the GPU image and the CPU image"
+    )
+    assert wheel_set.from_image == {"eedi-t-d": "1.0+cu128 in the GPU image, 2.0 in the CPU image"}
+
+
 def test_a_wheel_already_in_the_folder_ends_the_walk_and_a_used_folder_is_refused(
     tmp_path,
 ) -> None:
