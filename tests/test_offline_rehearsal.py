@@ -1,6 +1,6 @@
 """Offline rehearsal: the built inference notebook runs in a Kaggle-like tree with no network.
 
-The kernel's Python starts from Kaggle's declared GPU image (eedi_utils/kaggle/image-gpu/, read
+The kernel's Python starts from Kaggle's declared GPU image (eedi_utils/kaggle/image-gpu.json, read
 from Kaggle/docker-python and googlecolab/backend-info): every package the kit's closure
 touches, its dependencies and the Jupyter kernel, at the image's versions (numpy 2.0.2, pandas
 2.2.2, transformers 5.0.0, huggingface_hub 1.11.0, click 8.3.3, hf-xet 1.4.3, ipykernel 6.17.1,
@@ -74,7 +74,9 @@ def wheels_dataset(tmp_path_factory, image: KaggleImage) -> Path:
     """The wheels dataset as scripts/push_datasets.py builds it (the kit's closure over the
     declared image, real wheels from PyPI), for this machine's Python instead of Kaggle's."""
     folder = tmp_path_factory.mktemp("wheels") / "eedi-kit-wheels"
-    return build_wheels_dataset(folder, kit_requirements(PROJECT), image, KaggleConfig().platforms)
+    return build_wheels_dataset(
+        folder, kit_requirements(PROJECT), [image], KaggleConfig().platforms
+    )
 
 
 def torch_entries() -> list[Path]:

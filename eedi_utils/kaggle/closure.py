@@ -1,6 +1,6 @@
-"""Whether a set of wheels installs offline on Kaggle's image: every requirement of every wheel,
+"""Whether a set of wheels installs offline on Kaggle's images: every requirement of every wheel,
 markers evaluated for the image's Python on Linux x86_64, met by a wheel of the set or, where the
-set has none of that name, by the image's copy."""
+set has none of that name, by the image's copy; on each image in turn."""
 
 from __future__ import annotations
 
@@ -122,3 +122,19 @@ def _meets(requirement: Requirement, wheels: dict[str, Wheel], image: KaggleImag
     if image.satisfies(requirement):
         return ""
     return f"not shipped, and {image.describe(name)}"
+
+
+def check_installs(
+    wheels: dict[str, Wheel], images: Sequence[KaggleImage], roots: Sequence[str] = ()
+) -> None:
+    """ValueError naming each image the set would not install on and what it leaves unmet
+    there (unmet_requirements on each image); nothing when it installs on all of them."""
+    failures = []
+    for image in images:
+        unmet = unmet_requirements(wheels, image, roots)
+        if unmet:
+            tag = f" ({image.base_image})" if image.base_image else ""
+            listed = "".join(f"\n  {u}" for u in unmet)
+            failures.append(f"the wheel set would not install on {image.label}{tag}:{listed}")
+    if failures:
+        raise ValueError("\n".join(failures))

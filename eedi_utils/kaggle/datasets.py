@@ -21,8 +21,8 @@ from packaging.version import Version
 
 from eedi_utils.config import KitConfig
 from eedi_utils.inputs import CONFIG_FILE_NAME
-from eedi_utils.kaggle.closure import Wheel, applies, read_wheels, unmet_requirements
-from eedi_utils.kaggle.image import KaggleImage
+from eedi_utils.kaggle.closure import Wheel, applies, check_installs, read_wheels
+from eedi_utils.kaggle.image import KaggleImage, declared_images
 
 METADATA_FILE = "dataset-metadata.json"
 BARE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -91,7 +91,8 @@ KIT_EXTRAS = ("default-model", "cpu")
 notebooks/wheels.py say the same): the bundled model, and the CPU runtimes of an exported model
 folder (OpenVINO, ONNX Runtime), so any kernel loads one, the CPU kernel above all."""
 WHEEL_SET_FILE = "wheel-set.json"
-"""What the wheels dataset ships and why, and what it leaves to Kaggle's image."""
+"""What the wheels dataset ships and why, what it leaves to Kaggle's images, and which images
+it was checked against."""
 CONSTRAINTS_FILE = "constraints.txt"
 """The shipped pins: the wheels kernel resolves vLLM's set under them (notebooks/wheels.py)."""
 
@@ -116,19 +117,23 @@ def download_command(
 
 @dataclass
 class WheelSet:
-    """The wheels shipped (name -> wheel) and the requirements left to the image."""
+    """The wheels shipped (name -> wheel) and the requirements left to the images (name -> the
+    images' version)."""
 
     shipped: dict[str, Wheel] = field(default_factory=dict)
     why: dict[str, str] = field(default_factory=dict)
     from_image: dict[str, str] = field(default_factory=dict)
 
-    def record(self, folder: Path, image: KaggleImage) -> Path:
-        """wheel-set.json (each shipped wheel with the reason, each name left to the image) and
-        constraints.txt (the shipped pins)."""
+    def record(self, folder: Path, images: Sequence[KaggleImage]) -> Path:
+        """wheel-set.json (the images it was checked against, each shipped wheel with the
+        reason, each name left to the images) and constraints.txt (the shipped pins)."""
         path = folder / WHEEL_SET_FILE
         summary = {
-            "image": image.base_image,
-            "python": image.python,
+            "checked_against": [
+                {"image": i.accelerator, "base_image": i.base_image, "python": i.python}
+                for i in images
+            ],
+            "python": shared_python(images),
             "shipped": {
                 f"{name}=={wheel.version}": self.why[name]
                 for name, wheel in sorted(self.shipped.items())
@@ -153,9 +158,38 @@ def _choice(name: str, requirements: Sequence[Requirement]) -> str:
     return f"{name}{specifier}"
 
 
-def _download(pins: Sequence[str], folder: Path, image: KaggleImage, platforms, options) -> dict:
+def shared_python(images: Sequence[KaggleImage]) -> str:
+    """The Python every image runs: one wheel set is downloaded for one Python, its markers
+    read for it, so images that differ in it cannot share one."""
+    pythons = {image.python for image in images}
+    if len(pythons) != 1:
+        described = ", ".join(f"{image.label} {image.python}" for image in images) or "none"
+        raise ValueError(f"one wheel set needs one Python on every image; the images: {described}")
+    return pythons.pop()
+
+
+def _versions_in(name: str, images: Sequence[KaggleImage]) -> str:
+    """The images' version of `name`: '2.0.2', or '2.10.0+cu128 in the GPU image, 2.10.0+cpu in
+    the CPU image' where they differ."""
+    versions = [image.version(name) or "version unknown" for image in images]
+    if len(set(versions)) == 1:
+        return versions[0]
+    return ", ".join(f"{v} in {image.label}" for v, image in zip(versions, images))
+
+
+def _describe(name: str, images: Sequence[KaggleImage]) -> str:
+    """What the images have of `name`, images alike said once: 'click 8.3.3 in the GPU image
+    and the CPU image', 'not in the CPU image'."""
+    alike: dict[str, list[str]] = {}  # what an image has -> the images that have it
+    for image in images:
+        has = image.describe(name).removesuffix(f"in {image.label}")
+        alike.setdefault(has, []).append(image.label)
+    return ", ".join(f"{has}in {' and '.join(labels)}" for has, labels in alike.items())
+
+
+def _download(pins: Sequence[str], folder: Path, python_minor: str, platforms, options) -> dict:
     """name -> wheel of each pin, downloaded without dependencies into `folder`."""
-    _pip([*download_command(folder, sorted(pins), image.python_minor, platforms), *options])
+    _pip([*download_command(folder, sorted(pins), python_minor, platforms), *options])
     present = read_wheels([folder])
     names = {canonicalize_name(Requirement(pin).name): pin for pin in pins}
     missing = [pin for name, pin in names.items() if name not in present]
@@ -164,23 +198,33 @@ def _download(pins: Sequence[str], folder: Path, image: KaggleImage, platforms, 
     return {name: present[name] for name in names}
 
 
-def _walk_key(name: str, wheel_set: WheelSet, image: KaggleImage) -> tuple[str, str]:
+def _walk_key(name: str, wheel_set: WheelSet, images: Sequence[KaggleImage]) -> tuple[str, str]:
     shipped = wheel_set.shipped.get(name)
-    return (name, str(shipped.version) if shipped else str(image.version(name)))
+    return (name, str(shipped.version) if shipped else _versions_in(name, images))
 
 
 def resolve_wheel_set(
     roots: Sequence[str],
-    image: KaggleImage,
+    images: Sequence[KaggleImage],
     folder: Path,
     platforms: Sequence[str],
     pip_options: Sequence[str] = (),
 ) -> WheelSet:
-    """Download, without dependencies, every wheel the roots need that Kaggle's image lacks or
-    has at a version some requirement refuses, walking each downloaded wheel's requirements
-    (markers evaluated for the image's Python on Linux x86_64) until nothing more is needed.
-    Extras asked of a package left to the image are walked on that version's metadata."""
-    environment = image.marker_environment()
+    """Download, without dependencies, every wheel the roots need that one of Kaggle's images
+    lacks or has at a version some requirement refuses, walking each downloaded wheel's
+    requirements (markers evaluated for the images' Python on Linux x86_64) until nothing more
+    is needed. A name is left to the images only when every image meets every requirement of
+    it; a shipped wheel replaces the copy of every image (the bootstrap pins each wheel), so one
+    version runs on every kernel. Extras asked of a package left to the images are walked on the
+    metadata of each image's version."""
+    images = list(images)
+    shared_python(images)  # refuses images that differ in it
+    environment = images[0].marker_environment()
+    python_minor = images[0].python_minor
+
+    def met_by_images(requirement: Requirement) -> bool:
+        return all(image.satisfies(requirement) for image in images)
+
     asked: dict[str, list[tuple[Requirement, str]]] = {}
     extras: dict[str, set[str]] = {}
     walked: dict[tuple[str, str], frozenset[str]] = {}  # (name, version) -> extras walked
@@ -192,7 +236,7 @@ def resolve_wheel_set(
         extras.setdefault(name, set()).update(requirement.extras)
 
     def walk(wheel: Wheel, requirer: str, skip_plain: bool = False) -> None:
-        key = _walk_key(wheel.name, wheel_set, image)
+        key = _walk_key(wheel.name, wheel_set, images)
         asked_extras = walked[key] = frozenset(extras[wheel.name])
         plain = set(map(str, wheel.needs((), environment))) if skip_plain else set()
         for requirement in wheel.needs(asked_extras, environment):
@@ -216,17 +260,18 @@ def resolve_wheel_set(
                         + ", ".join(refused)
                         + ": pin a version that meets all of them in [kaggle] wheel_requirements"
                     )
-            elif all(image.satisfies(r) for r in requirements):
-                wheel_set.from_image[name] = image.version(name) or "version unknown"
+            elif all(met_by_images(r) for r in requirements):
+                wheel_set.from_image[name] = _versions_in(name, images)
             else:
                 wanted[name] = _choice(name, requirements)
-                refused, who = next((r, w) for r, w in placed if not image.satisfies(r))
+                refused, who = next((r, w) for r, w in placed if not met_by_images(r))
                 wanted_version = f"{refused.name}{refused.specifier}"
-                wheel_set.why[name] = f"{who} requires {wanted_version}; {image.describe(name)}"
+                short = [image for image in images if not image.satisfies(refused)]
+                wheel_set.why[name] = f"{who} requires {wanted_version}; {_describe(name, short)}"
                 wheel_set.from_image.pop(name, None)
         if wanted:
             wheel_set.shipped.update(
-                _download(list(wanted.values()), folder, image, platforms, pip_options)
+                _download(list(wanted.values()), folder, python_minor, platforms, pip_options)
             )
         # a shipped wheel is walked once, and again when more extras are asked of it; an image
         # package only when extras are asked of it
@@ -234,7 +279,7 @@ def resolve_wheel_set(
             name
             for name in [*wheel_set.shipped, *wheel_set.from_image]
             if (name in wheel_set.shipped or extras.get(name))
-            and walked.get(_walk_key(name, wheel_set, image)) != frozenset(extras.get(name, ()))
+            and walked.get(_walk_key(name, wheel_set, images)) != frozenset(extras.get(name, ()))
         ]
         if not wanted and not pending:
             return wheel_set
@@ -243,38 +288,41 @@ def resolve_wheel_set(
                 wheel = wheel_set.shipped[name]
                 walk(wheel, f"{wheel.name} {wheel.version}")
                 continue
-            version = image.version(name)
-            if version is None:
+            unknown = [image.label for image in images if image.version(name) is None]
+            if unknown:
                 raise ValueError(
-                    f"extras {sorted(extras[name])} of {name} are asked for, and the image has "
-                    f"{name} at a version its sources do not give: pin {name} in [kaggle] "
-                    "wheel_requirements to ship it"
+                    f"extras {sorted(extras[name])} of {name} are asked for, and "
+                    f"{' and '.join(unknown)} has {name} at a version its sources do not give: "
+                    f"pin {name} in [kaggle] wheel_requirements to ship it"
                 )
-            with tempfile.TemporaryDirectory() as scratch:  # metadata only, not shipped
-                pin = f"{name}=={Version(version).public}"
-                wheel = _download([pin], Path(scratch), image, platforms, pip_options)[name]
-                walk(wheel, f"{name} {version} (the image's)", skip_plain=True)
+            holders: dict[str, list[str]] = {}  # release -> the images that have it
+            for image in images:
+                holders.setdefault(Version(image.version(name)).public, []).append(image.label)
+            for release, labels in sorted(holders.items()):
+                with tempfile.TemporaryDirectory() as scratch:  # metadata only, not shipped
+                    pin = f"{name}=={release}"
+                    got = _download([pin], Path(scratch), python_minor, platforms, pip_options)
+                    requirer = f"{name} {release} in {' and '.join(labels)}"
+                    walk(got[name], requirer, skip_plain=True)
 
 
 def build_wheels_dataset(
     folder: Path,
     roots: Sequence[str],
-    image: KaggleImage,
+    images: Sequence[KaggleImage],
     platforms: Sequence[str],
     pip_options: Sequence[str] = (),
 ) -> Path:
     """The wheels the kernels install offline with `pip install --no-index`: the closure of
-    `roots` over Kaggle's image (resolve_wheel_set), checked, with wheel-set.json beside it.
-    `folder` must be new or empty: a wheel left from another build would be shipped too."""
+    `roots` over Kaggle's images (resolve_wheel_set), checked on each image, with wheel-set.json
+    beside it. `folder` must be new or empty: a wheel left from another build would be shipped
+    too."""
     folder.mkdir(parents=True, exist_ok=True)
     if any(folder.iterdir()):
         raise ValueError(f"{folder} is not empty: the wheel set is built into an empty folder")
-    wheel_set = resolve_wheel_set(roots, image, folder, platforms, pip_options)
-    unmet = unmet_requirements(read_wheels([folder]), image, roots)
-    if unmet:
-        listed = "\n  ".join(map(str, unmet))
-        raise ValueError(f"the wheel set would not install on Kaggle's image:\n  {listed}")
-    wheel_set.record(folder, image)
+    wheel_set = resolve_wheel_set(roots, images, folder, platforms, pip_options)
+    check_installs(read_wheels([folder]), images, roots)
+    wheel_set.record(folder, images)
     return folder
 
 
@@ -337,7 +385,7 @@ def build_dataset(
         return build_code_dataset(folder, project, config_file)
     if kind == "wheels":
         roots = [*kit_requirements(project), *pinned(kaggle.wheel_requirements)]
-        return build_wheels_dataset(folder, roots, KaggleImage.load(), kaggle.platforms)
+        return build_wheels_dataset(folder, roots, declared_images(), kaggle.platforms)
     if kind == "model":
         return build_folder_dataset(folder, [Path(m) for m in config.retrieval.models])
     if kind == "data":

@@ -49,7 +49,7 @@ class KaggleConfig:
         metadata={
             "help": "More requirements for the wheels dataset beside the kit's own closure (e.g. "
             "'openai' for [llm]); a bare name is pinned to the version installed here. The "
-            "closure of all of them over Kaggle's declared image is shipped."
+            "closure of all of them over Kaggle's declared images (GPU and CPU) is shipped."
         },
     )
     attach_vllm_wheels: bool = field(
