@@ -42,7 +42,7 @@ def tokenise(model, texts: list[str], batch_size: int) -> None:
         if isinstance(model, CpuEmbedder):
             model.tokenizer.encode_batch(batch)
         else:
-            model.tokenize(batch)
+            model.preprocess(batch)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tokenizers
 from tqdm.auto import tqdm
 
 from eedi_utils.config import RetrievalConfig
@@ -63,23 +64,44 @@ def tokenizer_record(tokenizer: Any) -> dict[str, Any]:
         "pad_type_id": tokenizer.pad_token_type_id,
         "padding_side": tokenizer.padding_side,
         "truncation_side": tokenizer.truncation_side,
+        "split_special_tokens": bool(getattr(tokenizer, "split_special_tokens", False)),
     }
 
 
-def load_tokenizer(folder: Path, record: dict[str, Any], max_length: int) -> Any:
+def _settings_of_an_earlier_export(folder: Path, tokenizer: Any) -> dict[str, Any]:
+    """`tokenizer_record`'s fields for an export written before export.json held them: read
+    from tokenizer_config.json as transformers would (pad token as text or as an added-token
+    object; sides right unless stated)."""
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    pad = config.get("pad_token")
+    pad = pad.get("content") if isinstance(pad, dict) else pad
+    if pad is None or tokenizer.token_to_id(pad) is None:
+        raise ValueError(
+            f"{folder}: no padding token in its tokenizer_config.json and no tokenizer record in "
+            f"its {EXPORT_FILE}: export its source again"
+        )
+    return {
+        "pad_token": pad,
+        "pad_id": tokenizer.token_to_id(pad),
+        "pad_type_id": int(config.get("pad_token_type_id", 0)),
+        "padding_side": config.get("padding_side", "right"),
+        "truncation_side": config.get("truncation_side", "right"),
+        "split_special_tokens": bool(config.get("split_special_tokens", False)),
+    }
+
+
+def load_tokenizer(folder: Path, record: dict[str, Any], max_length: int) -> tokenizers.Tokenizer:
     """The `tokenizers.Tokenizer` of tokenizer.json, padding each batch to its longest text and
     truncating at `max_length`, as transformers' `set_truncation_and_padding` sets the same
-    backend for `tokenizer(texts, padding=True, truncation=True, max_length=...)`
-    (transformers 5.19, `tokenization_utils_tokenizers.py`)."""
-    tokenizers = require("tokenizers", "an exported model's tokenizer")
+    backend for `tokenizer(texts, padding=True, truncation=True, max_length=...)`, special
+    tokens split or not as its `split_special_tokens` (transformers 5.19,
+    `tokenization_utils_tokenizers.py`)."""
     path = folder / TOKENIZER_FILE
-    if "tokenizer" not in record or not path.is_file():
-        raise ValueError(
-            f"{folder} has no {TOKENIZER_FILE} or no tokenizer record in its {EXPORT_FILE} "
-            "(written by an earlier kit): export its source again"
-        )
-    settings = record["tokenizer"]
+    if not path.is_file():
+        raise ValueError(f"{folder} has no {TOKENIZER_FILE}: export its source again")
     tokenizer = tokenizers.Tokenizer.from_file(str(path))
+    settings = record.get("tokenizer") or _settings_of_an_earlier_export(folder, tokenizer)
     tokenizer.enable_truncation(
         max_length, stride=0, strategy="longest_first", direction=settings["truncation_side"]
     )
@@ -89,6 +111,7 @@ def load_tokenizer(folder: Path, record: dict[str, Any], max_length: int) -> Any
         pad_type_id=settings["pad_type_id"],
         pad_token=settings["pad_token"],
     )
+    tokenizer.encode_special_tokens = settings.get("split_special_tokens", False)
     return tokenizer
 
 

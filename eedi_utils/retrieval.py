@@ -17,13 +17,20 @@ logger = logging.getLogger(__name__)
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `k` highest scores of each row, best first, and their column positions (equal scores
-    among them in column order)."""
-    k = min(k, scores.shape[1])
-    if k < scores.shape[1]:
-        candidates = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)
+    """The `k` highest scores of each row, best first, and their column positions; equal
+    scores in column order, at the k-th rank too (so `top_k(s, k)` is the first k of any
+    deeper top-k); NaN ranks last."""
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    n_rows, n_columns = scores.shape
+    k = min(k, n_columns)
+    if k < n_columns:
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+        above, equal = scores > kth, scores == kth
+        needed = k - above.sum(axis=1, keepdims=True)
+        chosen = above | (equal & (np.cumsum(equal, axis=1) <= needed))
+        candidates = np.nonzero(chosen)[1].reshape(n_rows, k)  # each row's columns, ascending
     else:
-        candidates = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+        candidates = np.broadcast_to(np.arange(n_columns), scores.shape)
     candidate_scores = np.take_along_axis(scores, candidates, axis=1)
     order = np.argsort(-candidate_scores, axis=1, kind="stable")
     return (

@@ -115,8 +115,25 @@ def test_the_export_tokenises_as_transformers_does(side, tiny_model, tmp_path):
     assert [e.ids for e in encodings] == expected["input_ids"]
     assert [e.attention_mask for e in encodings] == expected["attention_mask"]
     assert len(encodings[1].ids) == 12  # truncated; the others padded to it
+    # an export written before export.json held the record: read from tokenizer_config.json
+    earlier = cpu_embedder.load_tokenizer(tmp_path, {}, max_length=12).encode_batch(texts)
+    assert [e.ids for e in earlier] == expected["input_ids"]
+    (tmp_path / "tokenizer.json").unlink()
     with pytest.raises(ValueError, match="export its source again"):
-        cpu_embedder.load_tokenizer(tmp_path, {}, max_length=12)
+        cpu_embedder.load_tokenizer(tmp_path, record, max_length=12)
+
+
+def test_special_tokens_in_the_text_are_split_as_the_source_says(tiny_model, tmp_path):
+    """`split_special_tokens` lives in tokenizer_config.json, not tokenizer.json: transformers
+    sets it on the backend at every call (transformers 5.19, tokenization_utils_tokenizers.py)."""
+    from transformers import AutoTokenizer
+
+    text = ["adds [SEP] the numerators"]
+    for split in (False, True):
+        tokenizer = AutoTokenizer.from_pretrained(str(tiny_model), split_special_tokens=split)
+        record = {"tokenizer": cpu_embedder.tokenizer_record(tokenizer)}
+        ours = cpu_embedder.load_tokenizer(tiny_model, record, max_length=32)
+        assert ours.encode_batch(text)[0].ids == tokenizer(text)["input_ids"][0]
 
 
 def test_ranking_with_an_export_imports_neither_torch_nor_transformers(

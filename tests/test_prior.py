@@ -136,12 +136,12 @@ def test_with_the_estimate_missing_nothing_is_tuned_and_reports_still_draw(tmp_p
     )
     config = KitConfig()
     config.train.unseen_prior_grid = [0.0, 0.1, 5.0]
-    tuning = tune_unseen_prior(queries.float(), documents.float(), data, config)
+    tuning = tune_unseen_prior(queries.float().numpy(), documents.float().numpy(), data, config)
     assert [row["map@25_lb"] for row in tuning.table] == [None, None, None]
     assert tuning.prior.strength == 0.0 and tuning.prior.labelled_ids == frozenset(range(6))
     assert tuning.cross_fitted is None and "is missing" in tuning.notes[0]
     config.retrieval.unseen_prior = 0.03
-    again = tune_unseen_prior(queries.float(), documents.float(), data, config)
+    again = tune_unseen_prior(queries.float().numpy(), documents.float().numpy(), data, config)
     assert again.prior.strength == 0.03
 
     report = {"map@25": 0.5, "seen": {"map@25": 0.5, "n": 6}, "unseen": {"map@25": 0.0, "n": 0}}

@@ -40,10 +40,18 @@ def test_mean_fusion_is_the_weighted_mean_of_cosines() -> None:
     assert np.allclose(scores, expected.values.numpy(), atol=1e-6)
 
 
-def test_top_k_keeps_equal_scores_in_column_order() -> None:
+def test_top_k_keeps_equal_scores_in_column_order_at_the_kth_rank_too() -> None:
+    """Misconception names hold exact duplicates: which of two tied ids comes first must not
+    depend on how deep the ranking goes."""
     scores, positions = top_k(np.array([[0.5, 0.9, 0.5, 0.1, 0.5]]), 3)
     assert positions.tolist() == [[1, 0, 2]]
     assert scores.tolist() == [[0.9, 0.5, 0.5]]
+    rng = np.random.default_rng(0)
+    tied = rng.integers(0, 4, size=(50, 300)).astype(np.float32)  # many ties at every rank
+    for k in (1, 25, 299):
+        assert np.array_equal(top_k(tied, k)[1], top_k(tied, 300)[1][:, :k])
+    _, with_nan = top_k(np.array([[np.nan, 0.2, 0.3]]), 3)
+    assert with_nan.tolist() == [[2, 1, 0]]  # NaN last
 
 
 def test_k_larger_than_documents_is_capped() -> None:
