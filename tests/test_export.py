@@ -79,9 +79,50 @@ def test_predict_with_an_export_writes_the_sources_submission(sample, tiny_model
     assert exported == source
 
 
+def with_chat_template(folder) -> None:
+    """The model as sentence-transformers builds it from a transformers folder whose tokenizer
+    has a chat template, then saves it: sentence_bert_config.json records the "message"
+    modality, so `encode` renders every text through the template."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer.chat_template = "{% for m in messages %}<s>{{ m['content'] }}</s>{% endfor %}"
+    tokenizer.save_pretrained(str(folder))
+    for name in ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"):
+        (folder / name).unlink()
+    SentenceTransformer(str(folder), device="cpu").save(str(folder))
+    recorded = json.loads((folder / "sentence_bert_config.json").read_text())["modality_config"]
+    assert "message" in recorded
+
+
+def with_default_prompt(folder) -> None:
+    path = folder / "config_sentence_transformers.json"
+    config = json.loads(path.read_text())
+    config.update(prompts={"query": "query: ", "document": ""}, default_prompt_name="query")
+    path.write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [(with_chat_template, "chat template"), (with_default_prompt, "default prompt 'query'")],
+)
+def test_a_model_whose_encode_changes_the_text_is_not_exported(
+    change, reason, sample, tiny_model, tmp_path
+):
+    """What sentence-transformers does to a text before tokenising it, an export (raw text
+    through tokenizer.json) would not: such a source is refused, and nothing is written."""
+    source = tmp_path / "source"
+    shutil.copytree(tiny_model, source)
+    change(source)
+    out = tmp_path / "export"
+    with pytest.raises(ValueError, match=reason):
+        export_run.export_model(source, out, CompetitionData(sample), fp32())
+    assert not out.exists()
+
+
 def test_an_export_ignores_retrieval_devices_and_says_so(sample, tiny_model, tmp_path, caplog):
     """One process per listed device would give each runtime every thread: an export runs in
-    this process instead."""
+    this process instead, and says so once, not once per fold."""
     from eedi_utils.retrieval import retrieve
 
     config = fp32()
@@ -93,7 +134,8 @@ def test_an_export_ignores_retrieval_devices_and_says_so(sample, tiny_model, tmp
     config.retrieval.devices = ["cpu", "cpu"]
     with caplog.at_level("WARNING"):
         assert np.array_equal(retrieve(queries, documents, [out], config.retrieval), alone)
-    assert "devices ['cpu', 'cpu'] is not used for it" in caplog.text
+        retrieve(queries, documents, [out], config.retrieval)  # a second CV fold
+    assert caplog.text.count("devices ['cpu', 'cpu'] is not used for it") == 1
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -201,6 +243,19 @@ def test_int8_is_calibrated_outside_the_checked_fold_and_stays_close(
     with caplog.at_level("WARNING"):
         load_embedder(out, config.retrieval)
     assert ("which this one lacks" in caplog.text) == bool(made_on)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_nncf_progress_goes_to_stderr_and_quiet_silences_it(
+    quiet, sample, tiny_model, tmp_path, capsys
+):
+    """NNCF draws its bars with rich on the current stdout, which is the command's JSON."""
+    args = ["export", str(tiny_model), "--to", str(tmp_path / "int8"), "--data-dir", str(sample),
+            "--quantize", "int8", "--no-export-check"] + ["--quiet"] * quiet  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["precision"] == "int8"
+    assert ("Statistics collection" in printed.err) is not quiet
 
 
 def test_a_failed_check_exits_1_keeps_the_folder_and_warns_on_load(

@@ -154,8 +154,34 @@ def _save_graph(
     openvino = require("openvino", "exporting to OpenVINO")
     graph = openvino_model(model)
     if samples is not None:
-        graph = quantize_openvino(graph, samples)
+        graph = quantize_openvino(graph, samples, config.retrieval.show_progress)
     openvino.save_model(graph, str(target), compress_to_fp16=False)
+
+
+def text_handling_not_exported(model: SentenceTransformer) -> str | None:
+    """What `model.encode` (as the kit calls it: no prompt, no task) does around the forward
+    pass that an export, which tokenises the raw text with tokenizer.json and returns the
+    graph's whole embedding, would not do; None when nothing. In sentence-transformers 6.2:
+    a first module with the "message" modality renders each text through the chat template
+    (recorded in sentence_bert_config.json, else inferred from a tokenizer that has one:
+    base/modules/transformer.py `__init__`, `preprocess`); `processing_kwargs` are merged into
+    every tokenizer call; a Router picks its route per task (base/modules/router.py); the
+    default prompt is prepended; `truncate_dim` cuts the embedding after the forward pass."""
+    from sentence_transformers.base.modules.transformer import Transformer
+
+    first = model[0]
+    if not isinstance(first, Transformer):
+        return f"starts with a {type(first).__name__} module, not a Transformer"
+    if "message" in first.modality_config:
+        return "renders each text through its tokenizer's chat template (the message modality)"
+    extra = {key: value for key, value in first.processing_kwargs.items() if value}
+    if extra.keys() & {"common", "text"}:
+        return f"passes processing_kwargs {extra} to its tokenizer"
+    if model.default_prompt_name and model.prompts.get(model.default_prompt_name):
+        return f"prepends its default prompt {model.default_prompt_name!r} to each text"
+    if model.truncate_dim:
+        return f"cuts each embedding to truncate_dim = {model.truncate_dim}"
+    return None
 
 
 def export_model(
@@ -191,6 +217,14 @@ def export_model(
     )  # a folder saved in half precision (a merged QLoRA) is traced in fp32 all the same
     if not model.max_seq_length or not model.get_embedding_dimension():
         raise ValueError(f"{source}: the model states no max_seq_length or embedding size")
+    unsupported = text_handling_not_exported(model)
+    if unsupported:
+        raise ValueError(
+            f"{source}: under sentence-transformers the model {unsupported}; an export "
+            "tokenises the raw text and returns the whole embedding, so it would rank "
+            "differently. Export a plain text encoder (such as the bundled MiniLM), or rank "
+            "this one in torch (`eedi predict --model` on its folder)"
+        )
     record: dict[str, Any] = {
         "format": settings.format,
         "precision": "int8" if int8 else "fp32",
