@@ -3,6 +3,7 @@ retrieval step that encodes with each model (on one device or several) and ranks
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -91,6 +92,17 @@ def reciprocal_rank_fusion(
     return top_k(fused, k)[1]
 
 
+@functools.cache
+def warn_devices_unused(path: str, devices: tuple[str, ...]) -> None:
+    """Say once per process (not once per CV fold) that an export ignores [retrieval] devices."""
+    logger.warning(
+        "%s is an export: it runs in this process on every CPU thread, [retrieval] devices %s "
+        "is not used for it",
+        path,
+        list(devices),
+    )
+
+
 def retrieve(
     queries: Sequence[str],
     documents: Sequence[str],
@@ -104,12 +116,7 @@ def retrieve(
     query_embeddings, document_embeddings = [], []
     for path in model_paths:
         if config.devices and path is not None and is_exported(path):
-            logger.warning(
-                "%s is an export: it runs in this process on every CPU thread, [retrieval] "
-                "devices %s is not used for it",
-                path,
-                config.devices,
-            )
+            warn_devices_unused(str(path), tuple(config.devices))
         elif config.devices:
             from eedi_utils.multi_device import encode_on_devices  # imports torch
 

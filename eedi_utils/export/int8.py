@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,13 +45,34 @@ def calibration_samples(
     return samples
 
 
-def quantize_openvino(model: Any, samples: list[Sample]) -> Any:
-    """The OpenVINO model with int8 linear layers (NNCF `quantize`, transformer model type)."""
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the time (a handler given `sys.stderr` itself
+    keeps that one object, which a caller may have closed since)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def quantize_openvino(model: Any, samples: list[Sample], show_progress: bool = True) -> Any:
+    """The OpenVINO model with int8 linear layers (NNCF `quantize`, transformer model type).
+    NNCF's progress bars (rich, on the console's current stdout) and its logger (its own
+    handler, not propagated: nncf/common/logging/logger.py) go to stderr, since stdout is the
+    command's; with `show_progress` off the bars go nowhere and the logger says warnings only,
+    as the root logger does under --quiet."""
     nncf = require("nncf", "int8 quantisation of an OpenVINO export")
-    for handler in logging.getLogger("nncf").handlers:  # a stdout handler made at its import
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
-    with contextlib.redirect_stdout(sys.stderr):  # its progress bars; stdout is the command's
+    nncf_logger = logging.getLogger("nncf")
+    for handler in nncf_logger.handlers:  # its stdout handler, made at its import (not a
+        if type(handler) is logging.StreamHandler:  # subclass others attach, such as pytest's)
+            handler.stream = _CurrentStderr()
+    with contextlib.ExitStack() as stack:
+        bars = sys.stderr if show_progress else stack.enter_context(open(os.devnull, "w"))
+        stack.enter_context(contextlib.redirect_stdout(bars))
+        if not show_progress:
+            stack.callback(nncf_logger.setLevel, nncf_logger.level)
+            nncf_logger.setLevel(max(nncf_logger.level, logging.WARNING))
         return nncf.quantize(
             model,
             nncf.Dataset(samples),
