@@ -1,19 +1,21 @@
 """Offline rehearsal: the built inference notebook runs in a Kaggle-like tree with no network.
 
-The kernel's Python starts from Kaggle's declared GPU image (eedi_utils/kaggle/image-gpu.json, read
-from Kaggle/docker-python and googlecolab/backend-info): every package the kit's closure
-touches, its dependencies and the Jupyter kernel, at the image's versions (numpy 2.0.2, pandas
-2.2.2, transformers 5.0.0, huggingface_hub 1.11.0, click 8.3.3, hf-xet 1.4.3, ipykernel 6.17.1,
-...), installed from PyPI. As near as this machine allows, it differs from Kaggle in:
+The kernel's Python starts from one of Kaggle's declared images (eedi_utils/kaggle/image-gpu.json,
+image-cpu.json, read from Kaggle/docker-python and googlecolab/backend-info): every package
+the kit's closure touches, its dependencies and the Jupyter kernel, at the image's versions
+(numpy 2.0.2, pandas 2.2.2, transformers 5.0.0, huggingface_hub 1.11.0, click 8.3.3, hf-xet
+1.4.3, ipykernel 6.17.1, ...), installed from PyPI. The GPU kernel ranks with a torch model;
+the CPU kernel (kernel-metadata/inference-cpu) with an OpenVINO export of it, as the efficiency
+track's entry does. As near as this machine allows, it differs from Kaggle in:
 - Python 3.11 here (3.12.13 there): the wheels are built for 3.11, markers read for 3.11;
-- torch 2.13.0+cpu, this machine's, stands in for the image's 2.10.0+cu128 (no CUDA build of
-  2.10 for 3.11 can be had here);
+- torch 2.13.0+cpu, this machine's, stands in for the images' 2.10.0+cu128 and 2.10.0+cpu (no
+  build of 2.10 for 3.11 can be had here);
 - the image's ~800 other packages (and those kaggle_requirements.txt adds at versions the lists
   do not give) are absent: an import of one of them fails here that would work on Kaggle.
 The first cell installs the kit from the code dataset and the wheels dataset built by the kit's
-own builder over that image (what it lacks, or has too old), pinned, with `--no-index`. nbclient
-and the kernel run in a fresh network namespace (`unshare -n`) where only loopback exists: any
-reach for a hub or an index fails.
+own builder over both images (one dataset serves every kernel: what an image lacks, or has too
+old), pinned, with `--no-index`. nbclient and the kernel run in a fresh network namespace
+(`unshare -n`) where only loopback exists: any reach for a hub or an index fails.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from packaging.version import Version
 from test_notebook import assert_valid_submission
 
+from eedi_utils.cli import main as cli_main
 from eedi_utils.inputs import COMPETITION, CONFIG_FILE_NAME
 from eedi_utils.kaggle.datasets import (
     BOOTSTRAP,
@@ -39,7 +43,7 @@ from eedi_utils.kaggle.datasets import (
     build_wheels_dataset,
     kit_requirements,
 )
-from eedi_utils.kaggle.image import KaggleImage
+from eedi_utils.kaggle.image import KaggleImage, declared_images
 from eedi_utils.kaggle.kernels import build_notebook
 from eedi_utils.kaggle.settings import KaggleConfig
 
@@ -65,18 +69,18 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def image() -> KaggleImage:
-    return KaggleImage.load().with_python(THIS_PYTHON)
+def image(request) -> KaggleImage:
+    """The declared image the kernel runs on ('gpu' or 'cpu': the test names it)."""
+    return KaggleImage.declared(request.param).with_python(THIS_PYTHON)
 
 
 @pytest.fixture(scope="module")
-def wheels_dataset(tmp_path_factory, image: KaggleImage) -> Path:
-    """The wheels dataset as scripts/push_datasets.py builds it (the kit's closure over the
-    declared image, real wheels from PyPI), for this machine's Python instead of Kaggle's."""
+def wheels_dataset(tmp_path_factory) -> Path:
+    """The wheels dataset as scripts/push_datasets.py builds it (the kit's closure over both
+    declared images, real wheels from PyPI), for this machine's Python instead of Kaggle's."""
     folder = tmp_path_factory.mktemp("wheels") / "eedi-kit-wheels"
-    return build_wheels_dataset(
-        folder, kit_requirements(PROJECT), [image], KaggleConfig().platforms
-    )
+    images = [image.with_python(THIS_PYTHON) for image in declared_images()]
+    return build_wheels_dataset(folder, kit_requirements(PROJECT), images, KaggleConfig().platforms)
 
 
 def torch_entries() -> list[Path]:
@@ -91,7 +95,7 @@ def image_site(tmp_path_factory, image: KaggleImage, wheels_dataset: Path) -> Pa
     """site-packages of the declared image, as far as the kit reaches: the packages the wheel
     set left to the image and those it replaces, at the image's versions, with their own
     dependencies at the image's versions (the image list as constraints), and the kernel."""
-    root = tmp_path_factory.mktemp("image")
+    root = tmp_path_factory.mktemp(f"image-{image.accelerator}")
     subprocess.run([sys.executable, "-m", "venv", str(root / "base")], check=True)
     (site,) = (root / "base" / "lib").glob("python*/site-packages")
     for entry in torch_entries():
@@ -139,9 +143,15 @@ def kaggle_image(tmp_path_factory, image_site: Path, image: KaggleImage) -> Path
 
 @pytest.fixture()
 def kaggle_tree(
-    tmp_path: Path, sample: Path, tiny_model: Path, code_wheel: Path, wheels_dataset: Path
+    tmp_path: Path,
+    sample: Path,
+    tiny_model: Path,
+    code_wheel: Path,
+    wheels_dataset: Path,
+    image: KaggleImage,
 ) -> Path:
-    """/kaggle: the competition data, the code dataset (wheel + config), the model dataset."""
+    """/kaggle: the competition data, the code dataset (wheel + config), the model dataset
+    (for the CPU kernel an OpenVINO export, made by `eedi export`)."""
     root = tmp_path / "kaggle"
     inputs = root / "input"
     shutil.copytree(sample, inputs / "competitions" / COMPETITION)  # as the CLI mounts it
@@ -152,11 +162,17 @@ def kaggle_tree(
     shutil.copytree(wheels_dataset, inputs / "datasets" / "alice" / "eedi-kit-wheels")
     # The config names the model by a local path that does not exist on "Kaggle": the
     # notebook must find it by name in the model dataset.
+    name = "minilm-openvino" if image.accelerator == "cpu" else "minilm-ft"
     (code / CONFIG_FILE_NAME).write_text(
-        '[retrieval]\nmodels = ["runs/minilm-ft"]\nshow_progress = false\n[evaluate]\nfolds = 3\n'
+        f'[retrieval]\nmodels = ["runs/{name}"]\nshow_progress = false\n[evaluate]\nfolds = 3\n'
     )
-    local_model = tmp_path / "runs" / "minilm-ft"
-    shutil.copytree(tiny_model, local_model)
+    local_model = tmp_path / "runs" / name
+    if image.accelerator == "cpu":
+        export = ["export", str(tiny_model), "--to", str(local_model), "--data-dir", str(sample),
+                  "--quiet", "--no-export-check"]  # fmt: skip
+        assert cli_main(export) == 0
+    else:
+        shutil.copytree(tiny_model, local_model)
     build_folder_dataset(inputs / "eedi-kit-model", [local_model])
     (root / "working").mkdir()
     build_notebook(PROJECT / "notebooks" / "inference.py", root / "working" / "inference.ipynb")
@@ -169,9 +185,20 @@ def test_the_namespace_really_has_no_network() -> None:
     assert result.returncode != 0 and "unreachable" in result.stderr
 
 
-@pytest.mark.parametrize("rerun", [False, True], ids=["commit", "competition-rerun"])
+@pytest.mark.parametrize(
+    "image, rerun",
+    [("gpu", False), ("gpu", True), ("cpu", False)],
+    ids=["gpu-commit", "gpu-competition-rerun", "cpu-commit"],
+    indirect=["image"],
+    scope="module",  # each image's site is built once
+)
 def test_inference_notebook_runs_offline_in_a_kaggle_tree(
-    rerun: bool, kaggle_tree: Path, kaggle_image: Path, sample: Path
+    image: KaggleImage,
+    rerun: bool,
+    kaggle_tree: Path,
+    kaggle_image: Path,
+    wheels_dataset: Path,
+    sample: Path,
 ) -> None:
     working = kaggle_tree / "working"
     env = {
@@ -209,9 +236,15 @@ def test_inference_notebook_runs_offline_in_a_kaggle_tree(
     installed = re.search(r"Successfully installed (.*)", printed)
     assert installed, printed[-3000:]  # from the attached wheels, with --no-index
     names = installed.group(1)
-    assert re.search(r"eedi[-_]kit-0", names) and "transformers-5.19.0" in names, names
-    for name in ("click", "hf-xet", "httpx2", "huggingface-hub"):  # beyond the image, shipped
-        assert re.search(rf"{name.replace('-', '[-_]')}-{metadata.version(name)}", names), names
+    assert re.search(r"eedi[-_]kit-0", names), names
+    shipped = json.loads((wheels_dataset / WHEEL_SET_FILE).read_text())["shipped"]
+    for pin in shipped:  # every shipped wheel the image lacks or has at another version
+        name, version = pin.split("==")  # openvino among them: no image has it
+        in_image = image.version(name)
+        if in_image is None or Version(in_image) != Version(version):
+            spelt = "[-_.]".join(re.escape(part) for part in re.split(r"[-_.]", name))
+            pattern = rf"(?<!\S){spelt}-{re.escape(version)}(?=\s|$)"
+            assert re.search(pattern, names, re.IGNORECASE), pin
     mounted = kaggle_tree / "input" / "competitions" / COMPETITION
     assert f"data: {mounted} (Kaggle competition input)" in printed
     assert ('"map@25"' in printed) is not rerun  # the CV report only on the commit run
