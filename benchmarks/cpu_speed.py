@@ -116,7 +116,7 @@ def bench_model(name: str, source: Path, args: argparse.Namespace) -> list[dict]
         export_seconds[key] = export(source, exports[key], fmt, quantize, args.data_dir)
         print(f"{name}: exported {key} in {export_seconds[key]:.0f} s", file=sys.stderr)
 
-    torch.set_num_threads(cpu_threads())  # the threads the exports' runtimes get
+    # torch's own thread count, as the kit's torch rows run with [retrieval] threads = 0
     bare = SentenceTransformer(str(source), device="cpu", model_kwargs={"dtype": torch.float32})
     bare.max_seq_length = config.retrieval.max_seq_length
     started = time.perf_counter()
@@ -165,7 +165,8 @@ def main() -> None:
         "cpu": cpu_name(),
         "flags": [flag for flag in FLAGS if flag in cpu_flags()],
         "native_bf16": cpu_runs_bf16_fast(),
-        "threads": cpu_threads(),
+        "threads": cpu_threads(),  # what the exports' runtimes get
+        "torch_threads": torch.get_num_threads(),  # the bare encode's and the torch rows'
         "cores_online": os.cpu_count(),
     }
     print(json.dumps(machine), flush=True)
