@@ -3,8 +3,8 @@
 each seen row is ranked among the ids the training side labels only and each unseen row among
 the others only. The oracle bounds every prior that moves one kind of id against the other
 while keeping each kind's own order, a per-row one included: the gap is what a better guess of
-"is this row's misconception seen?" could still buy, the oracle's sides what only a better
-model can raise.
+"is this row's misconception seen?" could still buy; the oracle's sides rise only with a
+better ranking within each kind (a better model, a prior per misconception, a reranker).
 
     python benchmarks/prior_ceiling.py --trained /tmp/eedi-cv/default-amx   # its fold-0, fold-1
 """
@@ -61,7 +61,8 @@ def fold_rows(trained: Path, fold: int, data: CompetitionData) -> list[dict]:
         None, {s: {k: v for k, v in recorded[s].items() if v is not None} for s in sections}
     )
     config.retrieval.show_progress = False
-    config.retrieval.max_seq_length = recorded["retrieval"]["max_seq_length"]
+    for key in ("max_seq_length", "top_k", "batch_size"):  # what ranks and pads as it did
+        setattr(config.retrieval, key, recorded["retrieval"][key])
     rows = prepare_data(data, config)
     model = load_embedder(str(folder), config.retrieval)
     queries, documents = validation_embeddings(model, rows, config)
