@@ -168,6 +168,7 @@ def fold_rows(
     )
     if args.trained is not None:
         command += f" --trained {args.trained}"
+    command += f" --alphas '{args.alphas}'"  # it decides the WiSE-FT row
     extra = {"variant": variant, "fold": fold, "command": command, "cpu": cpu_kind()}
     extra["wall_minutes"] = None if minutes is None else round(minutes, 1)
     return [{**r, "unseen_share": tuned_report["unseen_share"], **extra} for r in rows]
