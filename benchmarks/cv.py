@@ -102,6 +102,18 @@ def cross_fitted_row(
     return table_row({"row": name, "picks": picks, "notes": notes}, fitted.report, config)
 
 
+def prior_rankings(
+    embeddings: tuple[np.ndarray, np.ndarray], data: TrainingData, config: KitConfig, alpha: float
+) -> dict[tuple[float, float], np.ndarray]:
+    """The validation rows ranked by these (query, document) embeddings of the model of WiSE-FT
+    weight `alpha` with each strength of `[train] unseen_prior_grid`, keyed (alpha, strength)."""
+    labelled, ids = data.labelled_ids(), data.document_ids
+    return {
+        (alpha, s): rank_embeddings(*embeddings, data, config, UnseenPrior(s, labelled).bonus(ids))
+        for s in config.train.unseen_prior_grid
+    }
+
+
 def fine_tuned(
     variant: str, fold: int, config: KitConfig, data: CompetitionData, args: argparse.Namespace
 ) -> tuple[SentenceTransformer, Path, TrainingData, dict, dict, float | None]:
@@ -135,19 +147,7 @@ def fold_rows(
     """Train with `fold` held out; the rows of the zero-shot and fine-tuned model and of the
     cross-fitted prior and WiSE-FT choices."""
     model, out, rows_of, zero, tuned_report, minutes = fine_tuned(variant, fold, config, data, args)
-    grid = config.train.unseen_prior_grid
-    labelled = rows_of.labelled_ids()
-    ids = rows_of.document_ids
-
-    def priored(embeddings, alpha: float) -> dict[tuple[float, float], np.ndarray]:
-        return {
-            (alpha, s): rank_embeddings(
-                *embeddings, rows_of, config, UnseenPrior(s, labelled).bonus(ids)
-            )
-            for s in grid
-        }
-
-    tuned = priored(validation_embeddings(model, rows_of, config), 1.0)
+    tuned = prior_rankings(validation_embeddings(model, rows_of, config), rows_of, config, 1.0)
     rows = [
         table_row({"row": "zero-shot"}, zero, config),
         table_row({"row": "fine-tuned, no prior"}, tuned_report, config),
@@ -160,7 +160,9 @@ def fold_rows(
         target = args.output_dir / variant / f"fold-{fold}-wise{alpha}"
         merged = merge_models([str(out)], target, base, alpha)
         wise = load_embedder(merged, config.retrieval)
-        every |= priored(validation_embeddings(wise, rows_of, config), alpha)
+        every |= prior_rankings(
+            validation_embeddings(wise, rows_of, config), rows_of, config, alpha
+        )
     name = "+ WiSE-FT and prior, cross-fitted"
     rows.append(cross_fitted_row(name, every, rows_of, config, [*alphas, 1.0]))
     command = f"python benchmarks/cv.py --variant {variant} --folds {fold}" + (
@@ -185,6 +187,18 @@ def mean_rows(rows: list[dict], variant: str, folds: list[int]) -> list[dict]:
             mean[field] = None if None in values else round(float(np.mean(values)), 4)
         means.append(mean)
     return means
+
+
+def print_rows(rows: list[dict]) -> None:
+    """The rows as a table: fold, row, MAP@25, seen, unseen, unseen share, map@25_lb, wall."""
+    print(f"{'fold':>10} {'row':36} {'map@25':>7} {'seen':>6} {'unseen':>6} {'u':>5} {'lb':>7}")
+    for r in rows:
+        print(
+            f"{str(r['fold']):>10} {r['row']:36} {format_score(r[map_key()], 7)} "
+            f"{format_score(r['seen'])} {format_score(r['unseen'])} "
+            f"{format_score(r['unseen_share'], 5, 2)} {format_score(r[lb_key()], 7)} "
+            f"{'' if r['wall_minutes'] is None else format(r['wall_minutes'], '5.1f') + ' min'}"
+        )
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -240,14 +254,7 @@ def main() -> None:
             results.write(json.dumps(entry) + "\n")
     plot([json.loads(line) for line in args.results.read_text().splitlines()], args.png)
     print(f"CPU: {cpu_kind()}")
-    print(f"{'fold':>10} {'row':36} {'map@25':>7} {'seen':>6} {'unseen':>6} {'u':>5} {'lb':>7}")
-    for r in rows:
-        print(
-            f"{str(r['fold']):>10} {r['row']:36} {format_score(r[map_key()], 7)} "
-            f"{format_score(r['seen'])} {format_score(r['unseen'])} "
-            f"{format_score(r['unseen_share'], 5, 2)} {format_score(r[lb_key()], 7)} "
-            f"{'' if r['wall_minutes'] is None else format(r['wall_minutes'], '5.1f') + ' min'}"
-        )
+    print_rows(rows)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from cv import REPO, cross_fitted_row
+from cv import REPO, cross_fitted_row, mean_rows, print_rows, prior_rankings
 
 from eedi_utils.config import KitConfig, load_config
 from eedi_utils.data import CompetitionData
 from eedi_utils.embedder import load_embedder
-from eedi_utils.metrics import format_score, lb_key, map_key
-from eedi_utils.prior import UnseenPrior
-from eedi_utils.provenance import read_resolved_config
+from eedi_utils.provenance import read_provenance, read_resolved_config
 from eedi_utils.train.retriever.data import TrainingData, prepare_data
 from eedi_utils.train.retriever.report import (
     rank_embeddings,
@@ -53,9 +51,10 @@ def fold_rows(trained: Path, fold: int, data: CompetitionData) -> list[dict]:
     """The cross-fitted prior's row and the oracle's of the model `trained` held `fold` out
     for, with the query text, folds and seed (the cross-fitting halves) it was trained with."""
     folder = trained / f"fold-{fold}"
+    provenance = read_provenance(folder)
+    if provenance.trained_on != "fold" or provenance.val_fold != fold:
+        raise SystemExit(f"{folder}: not a run that held out fold {fold}: {provenance.detail}")
     recorded = read_resolved_config(folder)
-    if recorded is None or recorded["train"]["val_fold"] != fold:
-        raise SystemExit(f"{folder}: no resolved_config.json of a run that held out fold {fold}")
     sections = ("text", "evaluate", "train")  # None is a setting left unset: not an override
     config = load_config(
         None, {s: {k: v for k, v in recorded[s].items() if v is not None} for s in sections}
@@ -66,19 +65,14 @@ def fold_rows(trained: Path, fold: int, data: CompetitionData) -> list[dict]:
     rows = prepare_data(data, config)
     model = load_embedder(str(folder), config.retrieval)
     queries, documents = validation_embeddings(model, rows, config)
-    labelled, ids = rows.labelled_ids(), rows.document_ids
-    priored = {
-        (1.0, s): rank_embeddings(
-            queries, documents, rows, config, UnseenPrior(s, labelled).bonus(ids)
-        )
-        for s in config.train.unseen_prior_grid
-    }
+    priored = prior_rankings((queries, documents), rows, config, 1.0)
     oracle = score_ranking(oracle_ranking(queries, documents, rows, config), rows, config)
     found = [
         cross_fitted_row("+ unseen prior, cross-fitted", priored, rows, config, [1.0]),
-        table_row({"row": "oracle split (each kind among its own ids)"}, oracle, config),
+        table_row({"row": "oracle seen/unseen split"}, oracle, config),
     ]
-    return [{"fold": fold, "trained": str(trained), **r} for r in found]
+    extra = {"fold": fold, "unseen_share": oracle["unseen_share"], "wall_minutes": None}
+    return [{**r, **extra} for r in found]
 
 
 def main() -> None:
@@ -89,19 +83,8 @@ def main() -> None:
     args = parser.parse_args()
     data = CompetitionData(args.data_dir)
     rows = [r for fold in args.folds for r in fold_rows(args.trained, fold, data)]
-    for name in dict.fromkeys(r["row"] for r in rows):
-        same = [r for r in rows if r["row"] == name]
-        mean = {"fold": "mean", "row": name}
-        for field in (map_key(), "seen", "unseen", lb_key()):
-            values = [r[field] for r in same]
-            mean[field] = None if None in values else round(float(np.mean(values)), 4)
-        rows.append(mean)
-    print(f"{'fold':>5} {'row':44} {'map@25':>7} {'seen':>6} {'unseen':>6} {'lb':>7}")
-    for r in rows:
-        print(
-            f"{r['fold']!s:>5} {r['row']:44} {format_score(r[map_key()], 7)} "
-            f"{format_score(r['seen'])} {format_score(r['unseen'])} {format_score(r[lb_key()], 7)}"
-        )
+    rows += mean_rows(rows, str(args.trained), args.folds)
+    print_rows(rows)
     for r in rows:
         print(json.dumps(r))
 
