@@ -350,7 +350,7 @@ class TrainConfig:
         default=False, metadata={"help": "QLoRA: 4-bit base weights (bitsandbytes, CUDA only)."}
     )
     unseen_prior_grid: list[float] = field(
-        default_factory=lambda: [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15],
+        default_factory=lambda: [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2],
         metadata={
             "help": "Unseen-prior strengths tried on the validation fold after training; the "
             "best by map@25_lb is stored with the model, and the figure reported is "

@@ -8,15 +8,23 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from transformers import TrainerCallback
 
 import eedi_utils.train.retriever.run as training
 from eedi_utils.cli import main
 from eedi_utils.config import KitConfig
 from eedi_utils.data import SOURCE_COLUMN, CompetitionData, DataError, labelled
+from eedi_utils.embedder import load_embedder
+from eedi_utils.prior import PRIOR_FILE
 from eedi_utils.splits import config_folds
 from eedi_utils.submission import read_submission, validate_submission
 from eedi_utils.train.retriever.data import prepare_data
+from eedi_utils.train.retriever.report import (
+    score_model,
+    tune_unseen_prior,
+    validation_embeddings,
+)
 from eedi_utils.train.retriever.run import RetrieverTraining, mining_round
 
 
@@ -275,6 +283,34 @@ def test_top_k_other_than_25_trains_and_reports_its_own_key(sample, tiny_model, 
     assert [h["epoch"] for h in training.history] == [0, 1]
     assert all("map@50" in h and "map@25" not in h for h in training.history)
     assert (tmp_path / "out" / "training_curves.png").exists()
+
+
+def test_the_last_epoch_and_the_prior_score_the_model_as_predict_loads_it(
+    sample, tiny_model, tmp_path
+) -> None:
+    """Training keeps fp32 weights; `eedi predict` loads the saved folder in [retrieval] dtype.
+    The figures a run reports for its model (last epoch, prior table) are predict's."""
+    config = tiny_config(tiny_model, epochs=2, n_negatives=0)
+    config.retrieval.dtype = "bfloat16"
+    run = RetrieverTraining(CompetitionData(sample), tmp_path / "out", config)
+    model = run.run()
+    assert next(model.parameters()).dtype == torch.bfloat16
+    history = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert [(h["epoch"], h["scored"]) for h in history] == [
+        (0, "in training"),
+        (1, "in training"),
+        (2, training.SCORED_AS_SAVED),
+    ]
+    loaded = load_embedder(tmp_path / "out", config.retrieval)
+    assert history[-1] == {
+        "epoch": 2,
+        "scored": training.SCORED_AS_SAVED,
+        **json.loads(json.dumps(score_model(loaded, run.data, config))),
+    }
+    embeddings = validation_embeddings(loaded, run.data, config)
+    tuned = tune_unseen_prior(*embeddings, run.data, config)
+    stored = json.loads((tmp_path / "out" / PRIOR_FILE).read_text())
+    assert stored["tuning"] == json.loads(json.dumps(tuned.table))
 
 
 def cli_train(sample, model, out, config, *flags: str) -> int:

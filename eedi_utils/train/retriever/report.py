@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sentence_transformers import SentenceTransformer
 
 from eedi_utils.config import KitConfig
 from eedi_utils.cross_fit import best_index, cross_fit, edge_note
-from eedi_utils.embedder import encode
+from eedi_utils.embedder import Embedder, encode
 from eedi_utils.metrics import lb_key, map_key, score_report
 from eedi_utils.prior import UnseenPrior
 from eedi_utils.retrieval import fused_top_k
@@ -26,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def validation_embeddings(
-    model: SentenceTransformer, data: TrainingData, config: KitConfig
+    model: Embedder, data: TrainingData, config: KitConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """The validation queries' and the documents' embeddings by `model`."""
     queries = encode(model, data.val_queries, config.retrieval)
@@ -63,7 +62,7 @@ def score_embeddings(
     return score_ranking(rank_embeddings(queries, documents, data, config, bonus), data, config)
 
 
-def score_model(model: SentenceTransformer, data: TrainingData, config: KitConfig) -> dict:
+def score_model(model: Embedder, data: TrainingData, config: KitConfig) -> dict:
     """`score_embeddings` of the model's own embeddings, no prior."""
     return score_embeddings(*validation_embeddings(model, data, config), data, config)
 

@@ -41,7 +41,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData
 from eedi_utils.devices import resolve_device
-from eedi_utils.embedder import encode
+from eedi_utils.embedder import Embedder, encode, load_embedder
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import map_key, recall_key
 from eedi_utils.prior import PRIOR_FILE, UnseenPrior, read_prior, write_prior
@@ -86,6 +86,8 @@ RUN_ENTRIES = (
 NOT_IN_NEGATIVES_KEY = ("unseen_prior_grid", "unseen_prior_from", "save_steps")
 """[train] settings that cannot change a round's negatives (applied after training, or only
 when checkpoints are written); every other one is part of what made them."""
+SCORED_AS_SAVED = "saved model, loaded as eedi predict loads it"
+"""The `scored` of the last epoch's report (the other epochs are scored in training)."""
 
 
 class OutputDirNotEmpty(ValueError):
@@ -426,20 +428,31 @@ class RetrieverTraining:
             return model
         return SentenceTransformer(str(checkpoint), device=self.device, local_files_only=True)
 
-    def record(self, model: SentenceTransformer, epoch: int) -> None:
-        """Score the validation rows after `epoch` epochs and rewrite metrics.json and curves."""
+    def record(self, model: Embedder, epoch: int, scored: str = "in training") -> None:
+        """Score the validation rows after `epoch` epochs (replacing an earlier report of that
+        epoch) and rewrite metrics.json and curves; `scored` says which model was scored."""
         if not (len(self.data.val_gold) and self.state.is_main_process):
             return
         started = time.perf_counter()
-        report = {"epoch": epoch, **score_model(model, self.data, self.config)}
+        report = {"epoch": epoch, "scored": scored, **score_model(model, self.data, self.config)}
         self.seconds["evaluation"] += time.perf_counter() - started
         top_k = self.config.retrieval.top_k
         keys = (map_key(top_k), recall_key(top_k))
-        logger.info("epoch %d: %s", epoch, {k: report[k] for k in keys})
-        self.history.append(report)
+        logger.info("epoch %d: %s (%s)", epoch, {k: report[k] for k in keys}, scored)
+        self.history = [h for h in self.history if h["epoch"] != epoch] + [report]
         write_history(self.history, self.output_dir, top_k)
 
-    def store_prior(self, model: SentenceTransformer, final: tuple[float, str] | None) -> None:
+    def reload_saved(self, model: SentenceTransformer) -> Embedder:
+        """The saved model loaded as `eedi predict` loads it ([retrieval] dtype, device,
+        bits), in place of the model in memory: that one holds the training precision (fp32
+        weights; under accelerate the trainer's autocast stays on its forward), so its scores
+        differ from what predict and evaluate will give. The model in memory is released
+        first, so two copies never share the device."""
+        del model
+        release_memory()
+        return load_embedder(self.output_dir, self.config.retrieval)
+
+    def store_prior(self, model: Embedder, final: tuple[float, str] | None) -> None:
         """Tune the unseen prior on the validation rows, or for a run without any store
         `final` (`final_prior_strength`, resolved before training), and store it, with the
         ids the training rows label and where its strength came from, in the model folder."""
@@ -465,10 +478,11 @@ class RetrieverTraining:
             tuning.notes if tuning else None,
         )
 
-    def run(self, resume: bool = False, overwrite: bool = False) -> SentenceTransformer:
+    def run(self, resume: bool = False, overwrite: bool = False) -> Embedder:
         """Train into `output_dir`, which must be empty or new unless `resume` (go on from its
         last checkpoint) or `overwrite` (clear the earlier run there first); see
-        `check_output_dir`."""
+        `check_output_dir`. The last epoch's report, the stored prior and the model returned
+        are the saved model's, loaded as `eedi predict` loads it (`reload_saved`)."""
         check_output_dir(self.output_dir, resume, overwrite)
         final = None
         if not len(self.data.val_gold):  # a bad prior source stops the run before any work
@@ -500,6 +514,8 @@ class RetrieverTraining:
             (self.output_dir / RESOLVED_CONFIG).write_text(  # what it trained on, first
                 json.dumps(self.config.to_dict(), indent=2)
             )
+            model = self.reload_saved(model)
+            self.record(model, cfg.epochs, SCORED_AS_SAVED)
             self.store_prior(model, final)
             write_history(self.history, self.output_dir, self.config.retrieval.top_k)
         self.state.wait_for_everyone()
@@ -527,4 +543,5 @@ class RetrieverTraining:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
             self.seconds["training"] += time.perf_counter() - started
             checkpoint = self.latest_checkpoint()
-            self.record(model, epoch + 1)
+            if epoch + 1 < cfg.epochs:  # the last epoch is scored as saved (`run`)
+                self.record(model, epoch + 1)
