@@ -28,13 +28,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from eedi_utils.config import KitConfig, load_config, parse_toml_value  # noqa: E402
 from eedi_utils.cpu import cpu_name, cpu_runs_bf16_fast  # noqa: E402
 from eedi_utils.cross_fit import cross_fit, edge_note  # noqa: E402
 from eedi_utils.data import CompetitionData  # noqa: E402
-from eedi_utils.embedder import default_model_path, load_embedder  # noqa: E402
+from eedi_utils.embedder import Embedder, default_model_path, load_embedder  # noqa: E402
 from eedi_utils.merge import merge_models  # noqa: E402
 from eedi_utils.metrics import format_score, lb_key, map_key  # noqa: E402
 from eedi_utils.prior import UnseenPrior  # noqa: E402
@@ -116,29 +115,20 @@ def prior_rankings(
 
 def fine_tuned(
     variant: str, fold: int, config: KitConfig, data: CompetitionData, args: argparse.Namespace
-) -> tuple[SentenceTransformer, Path, TrainingData, dict, dict, float | None]:
-    """The model of `fold` (trained here with it held out, or `--trained`'s folder), its
-    folder, its rows, the zero-shot and fine-tuned reports, and the minutes of training."""
+) -> tuple[Embedder, Path, TrainingData, dict, float | None]:
+    """The model of `fold` (trained here with it held out, or `--trained`'s folder) as
+    `eedi predict` loads it, its folder, its rows, its report and the minutes of training."""
     config.train.val_fold = fold
     if args.trained is not None:
         rows = prepare_data(data, config)
-        base = load_embedder(config.train.base_model or None, config.retrieval)
         model = load_embedder(args.trained, config.retrieval)
-        return (
-            model,
-            args.trained,
-            rows,
-            score_model(base, rows, config),
-            score_model(model, rows, config),
-            None,
-        )
+        return model, args.trained, rows, score_model(model, rows, config), None
     out = args.output_dir / variant / f"fold-{fold}"
     started = time.perf_counter()
     training = RetrieverTraining(data, out, config)
     model = training.run(overwrite=True)
     minutes = (time.perf_counter() - started) / 60
-    history = training.history
-    return model, out, training.data, history[0], history[-1], minutes
+    return model, out, training.data, training.history[-1], minutes
 
 
 def fold_rows(
@@ -146,7 +136,9 @@ def fold_rows(
 ) -> list[dict]:
     """Train with `fold` held out; the rows of the zero-shot and fine-tuned model and of the
     cross-fitted prior and WiSE-FT choices."""
-    model, out, rows_of, zero, tuned_report, minutes = fine_tuned(variant, fold, config, data, args)
+    model, out, rows_of, tuned_report, minutes = fine_tuned(variant, fold, config, data, args)
+    zero_shot = load_embedder(config.train.base_model or None, config.retrieval)
+    zero = score_model(zero_shot, rows_of, config)  # loaded as the fine-tuned model is
     tuned = prior_rankings(validation_embeddings(model, rows_of, config), rows_of, config, 1.0)
     rows = [
         table_row({"row": "zero-shot"}, zero, config),

@@ -98,7 +98,8 @@ training = RetrieverTraining(CompetitionData(source.path), output, config)
 model = training.run(resume=RESUME, overwrite=OVERWRITE_OUTPUT_DIR)
 print(f"model saved in {output}; seconds: {training.seconds}")
 
-# %% 3. Validation per epoch (epoch 0 = before training): the figures, then the curves
+# %% 3. Validation per epoch (epoch 0 = before training; the last scores the saved model as
+# predict loads it): the figures, then the curves
 from IPython.display import Image, display
 
 from eedi_utils.metrics import lb_key, map_key, recall_key
@@ -110,7 +111,7 @@ for entry in training.history:
     row = {"epoch": entry["epoch"], key: entry[key], recall_key(k): entry[recall_key(k)]}
     row |= {"seen": entry["seen"][key], "unseen": entry["unseen"][key]}
     row |= {"unseen_share": entry["unseen_share"], estimate: entry[estimate]}
-    print(json.dumps(row))
+    print(json.dumps(row | {"scored": entry["scored"]}))
 if training.history:
     display(Image(filename=str(output / CURVES_FILE)))
 else:

@@ -4,6 +4,7 @@ epoch, the output loads in `eedi predict`, and a run killed mid-epoch resumes.""
 from __future__ import annotations
 
 import json
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -286,31 +287,52 @@ def test_top_k_other_than_25_trains_and_reports_its_own_key(sample, tiny_model, 
 
 
 def test_the_last_epoch_and_the_prior_score_the_model_as_predict_loads_it(
-    sample, tiny_model, tmp_path
+    sample, tiny_model, tmp_path, monkeypatch
 ) -> None:
-    """Training keeps fp32 weights; `eedi predict` loads the saved folder in [retrieval] dtype.
-    The figures a run reports for its model (last epoch, prior table) are predict's."""
+    """Training keeps the weights as loaded for training (fp32 here); `eedi predict` loads the
+    saved folder in [retrieval] dtype. The figures a run reports for its model (last epoch,
+    prior table) are predict's, and the trained model is freed before that one is loaded."""
     config = tiny_config(tiny_model, epochs=2, n_negatives=0)
     config.retrieval.dtype = "bfloat16"
+    trained = []
+
+    def loading_alone(path, retrieval):  # the model in training is gone by now
+        assert [ref() for ref in trained] == [None]
+        return load_embedder(path, retrieval)
+
+    def kept_reference(self, model, checkpoint):
+        trained.append(weakref.ref(model))
+        return original(self, model, checkpoint)
+
+    original = RetrieverTraining.train_epochs
+    monkeypatch.setattr(RetrieverTraining, "train_epochs", kept_reference)
+    monkeypatch.setattr(training, "load_embedder", loading_alone)
     run = RetrieverTraining(CompetitionData(sample), tmp_path / "out", config)
     model = run.run()
     assert next(model.parameters()).dtype == torch.bfloat16
     history = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    saved = f"{training.SCORED_AS_SAVED} (torch.bfloat16, cpu)"
     assert [(h["epoch"], h["scored"]) for h in history] == [
-        (0, "in training"),
-        (1, "in training"),
-        (2, training.SCORED_AS_SAVED),
+        (0, training.SCORED_IN_TRAINING),
+        (1, training.SCORED_IN_TRAINING),
+        (2, saved),
     ]
     loaded = load_embedder(tmp_path / "out", config.retrieval)
-    assert history[-1] == {
-        "epoch": 2,
-        "scored": training.SCORED_AS_SAVED,
-        **json.loads(json.dumps(score_model(loaded, run.data, config))),
-    }
+    report = json.loads(json.dumps(score_model(loaded, run.data, config)))
+    assert history[-1] == {"epoch": 2, "scored": saved, **report}
     embeddings = validation_embeddings(loaded, run.data, config)
     tuned = tune_unseen_prior(*embeddings, run.data, config)
     stored = json.loads((tmp_path / "out" / PRIOR_FILE).read_text())
     assert stored["tuning"] == json.loads(json.dumps(tuned.table))
+
+    # Resuming the finished run scores the saved model again: still one row per epoch.
+    monkeypatch.setattr(training, "load_embedder", load_embedder)
+    trained.clear()
+    again = RetrieverTraining(CompetitionData(sample), tmp_path / "out", config)
+    again.run(resume=True)
+    assert [(h["epoch"], h["scored"]) for h in again.history] == [
+        (h["epoch"], h["scored"]) for h in history
+    ]
 
 
 def cli_train(sample, model, out, config, *flags: str) -> int:

@@ -40,7 +40,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from eedi_utils.config import KitConfig
 from eedi_utils.data import CompetitionData
-from eedi_utils.devices import resolve_device
+from eedi_utils.devices import quantization_kwargs, resolve_device, resolve_dtype
 from eedi_utils.embedder import Embedder, encode, load_embedder
 from eedi_utils.inputs import resolve_input_path
 from eedi_utils.metrics import map_key, recall_key
@@ -86,8 +86,10 @@ RUN_ENTRIES = (
 NOT_IN_NEGATIVES_KEY = ("unseen_prior_grid", "unseen_prior_from", "save_steps")
 """[train] settings that cannot change a round's negatives (applied after training, or only
 when checkpoints are written); every other one is part of what made them."""
+SCORED_IN_TRAINING = "model in training"
 SCORED_AS_SAVED = "saved model, loaded as eedi predict loads it"
-"""The `scored` of the last epoch's report (the other epochs are scored in training)."""
+"""The `scored` of an epoch's report: the epochs before the last score the model in training,
+the last one the saved model (`RetrieverTraining.saved_label` adds its dtype and device)."""
 
 
 class OutputDirNotEmpty(ValueError):
@@ -259,6 +261,11 @@ class RetrieverTraining:
         self.config, self.output_dir = config, Path(output_dir)
         self.callbacks = list(callbacks or [])
         self.device = resolve_device(config.retrieval.device)
+        # the saved model is reloaded as predict loads it (`run`): [retrieval] settings that
+        # cannot load it stop the run here, not after training
+        resolve_dtype(config.retrieval.dtype, self.device)
+        if config.retrieval.load_in_bits:
+            quantization_kwargs(config.retrieval.load_in_bits, self.device)
         # the trainer's arguments set up accelerate's process state (transformers 5.19
         # training_args.py resets it and, on CPU, passes cpu=True, without which torchrun's
         # processes are each "process 0 of 1": accelerate 1.15 state.py `_prepare_backend`);
@@ -428,7 +435,7 @@ class RetrieverTraining:
             return model
         return SentenceTransformer(str(checkpoint), device=self.device, local_files_only=True)
 
-    def record(self, model: Embedder, epoch: int, scored: str = "in training") -> None:
+    def record(self, model: Embedder, epoch: int, scored: str = SCORED_IN_TRAINING) -> None:
         """Score the validation rows after `epoch` epochs (replacing an earlier report of that
         epoch) and rewrite metrics.json and curves; `scored` says which model was scored."""
         if not (len(self.data.val_gold) and self.state.is_main_process):
@@ -439,18 +446,17 @@ class RetrieverTraining:
         top_k = self.config.retrieval.top_k
         keys = (map_key(top_k), recall_key(top_k))
         logger.info("epoch %d: %s (%s)", epoch, {k: report[k] for k in keys}, scored)
-        self.history = [h for h in self.history if h["epoch"] != epoch] + [report]
+        others = [h for h in self.history if h["epoch"] != epoch]
+        self.history = sorted([*others, report], key=lambda h: h["epoch"])
         write_history(self.history, self.output_dir, top_k)
 
-    def reload_saved(self, model: SentenceTransformer) -> Embedder:
-        """The saved model loaded as `eedi predict` loads it ([retrieval] dtype, device,
-        bits), in place of the model in memory: that one holds the training precision (fp32
-        weights; under accelerate the trainer's autocast stays on its forward), so its scores
-        differ from what predict and evaluate will give. The model in memory is released
-        first, so two copies never share the device."""
-        del model
-        release_memory()
-        return load_embedder(self.output_dir, self.config.retrieval)
+    def saved_label(self) -> str:
+        """The `scored` of the last epoch's report: the saved model, loaded as `eedi predict`
+        loads it, with the dtype, device and bits `load_embedder` resolves."""
+        retrieval = self.config.retrieval
+        device = resolve_device(retrieval.device)
+        bits = f", {retrieval.load_in_bits}-bit" if retrieval.load_in_bits else ""
+        return f"{SCORED_AS_SAVED} ({resolve_dtype(retrieval.dtype, device)}, {device}{bits})"
 
     def store_prior(self, model: Embedder, final: tuple[float, str] | None) -> None:
         """Tune the unseen prior on the validation rows, or for a run without any store
@@ -482,7 +488,9 @@ class RetrieverTraining:
         """Train into `output_dir`, which must be empty or new unless `resume` (go on from its
         last checkpoint) or `overwrite` (clear the earlier run there first); see
         `check_output_dir`. The last epoch's report, the stored prior and the model returned
-        are the saved model's, loaded as `eedi predict` loads it (`reload_saved`)."""
+        are the saved model's, loaded as `eedi predict` loads it ([retrieval] dtype, device,
+        bits). Under torchrun the main process saves and reloads while the others wait; they
+        return the model they trained."""
         check_output_dir(self.output_dir, resume, overwrite)
         final = None
         if not len(self.data.val_gold):  # a bad prior source stops the run before any work
@@ -500,30 +508,39 @@ class RetrieverTraining:
         if checkpoint is not None:
             self.history = read_history(self.output_dir)
         model = self.starting_model(checkpoint)
-        if checkpoint is None:
+        if checkpoint is None and cfg.epochs:  # with no epoch, epoch 0 is scored as saved
             self.record(model, 0)
         self.train_epochs(model, checkpoint)
         if cfg.lora_r and self.state.is_main_process:  # other ranks save nothing
             max_length = self.config.retrieval.max_seq_length
             dataset = self.config.kaggle.model_dataset
             model = merged_model(model, cfg, max_length, self.device, dataset)
-            release_memory()  # the trained (4-bit) model, before the merged one is placed
-            model.to(self.device)
-        if self.state.is_main_process:
-            model.save(str(self.output_dir))
-            (self.output_dir / RESOLVED_CONFIG).write_text(  # what it trained on, first
-                json.dumps(self.config.to_dict(), indent=2)
-            )
-            model = self.reload_saved(model)
-            self.record(model, cfg.epochs, SCORED_AS_SAVED)
-            self.store_prior(model, final)
-            write_history(self.history, self.output_dir, self.config.retrieval.top_k)
+            release_memory()  # the trained (4-bit) model; the merged one is saved from where it is
+        if not self.state.is_main_process:
+            self.state.wait_for_everyone()
+            return model
+        model.save(str(self.output_dir))
+        (self.output_dir / RESOLVED_CONFIG).write_text(  # what it trained on, first
+            json.dumps(self.config.to_dict(), indent=2)
+        )
+        # Scored and returned as predict will load it, not in its training precision (the
+        # weights as loaded for training, under the trainer's autocast when mixed precision is
+        # on): the model in memory is released first, so two copies never share the device.
+        del model
+        release_memory()
+        started = time.perf_counter()
+        model = load_embedder(self.output_dir, self.config.retrieval)
+        self.seconds["evaluation"] += time.perf_counter() - started
+        self.record(model, completed_epochs(self.latest_checkpoint()), self.saved_label())
+        self.store_prior(model, final)
+        write_history(self.history, self.output_dir, self.config.retrieval.top_k)
         self.state.wait_for_everyone()
         return model
 
     def train_epochs(self, model: SentenceTransformer, checkpoint: Path | None) -> None:
-        """The epochs left after `checkpoint` (None: all), each with its negatives mined and
-        its validation recorded; the trainers and the loss are gone when it returns."""
+        """The epochs left after `checkpoint` (None: all), each with its negatives mined and,
+        but for the last (`run` scores the saved model), its validation recorded; the trainers
+        and the loss are gone when it returns."""
         cfg = self.config.train
         loss, arguments = self.loss(model), self.training_arguments
         for epoch in range(completed_epochs(checkpoint), cfg.epochs):
