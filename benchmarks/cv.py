@@ -33,11 +33,12 @@ from eedi_utils.config import KitConfig, load_config, parse_toml_value  # noqa: 
 from eedi_utils.cpu import cpu_name, cpu_runs_bf16_fast  # noqa: E402
 from eedi_utils.cross_fit import cross_fit, edge_note  # noqa: E402
 from eedi_utils.data import CompetitionData  # noqa: E402
-from eedi_utils.embedder import Embedder, default_model_path, load_embedder  # noqa: E402
+from eedi_utils.embedder import Embedder, load_embedder  # noqa: E402
 from eedi_utils.merge import merge_models  # noqa: E402
 from eedi_utils.metrics import format_score, lb_key, map_key  # noqa: E402
 from eedi_utils.prior import UnseenPrior  # noqa: E402
 from eedi_utils.train.retriever.data import TrainingData, prepare_data  # noqa: E402
+from eedi_utils.train.retriever.model import base_model_path  # noqa: E402
 from eedi_utils.train.retriever.report import (  # noqa: E402
     rank_embeddings,
     score_model,
@@ -137,20 +138,23 @@ def fold_rows(
     """Train with `fold` held out; the rows of the zero-shot and fine-tuned model and of the
     cross-fitted prior and WiSE-FT choices."""
     model, out, rows_of, tuned_report, minutes = fine_tuned(variant, fold, config, data, args)
-    zero_shot = load_embedder(config.train.base_model or None, config.retrieval)
-    zero = score_model(zero_shot, rows_of, config)  # loaded as the fine-tuned model is
+    # the base loaded as the fine-tuned model is (a sentence-transformers folder: a plain
+    # transformers one would get ST's default pooling here, not `[train] pooling`)
+    base = base_model_path(config.train, config.kaggle.model_dataset)
+    zero_shot = load_embedder(base, config.retrieval)
+    zero = score_model(zero_shot, rows_of, config)
+    del zero_shot
     tuned = prior_rankings(validation_embeddings(model, rows_of, config), rows_of, config, 1.0)
     rows = [
         table_row({"row": "zero-shot"}, zero, config),
         table_row({"row": "fine-tuned, no prior"}, tuned_report, config),
         cross_fitted_row("+ unseen prior, cross-fitted", tuned, rows_of, config, [1.0]),
     ]
-    base = str(config.train.base_model or default_model_path())
     every = dict(tuned)
     alphas = parse_toml_value(args.alphas)
     for alpha in alphas:
         target = args.output_dir / variant / f"fold-{fold}-wise{alpha}"
-        merged = merge_models([str(out)], target, base, alpha)
+        merged = merge_models([str(out)], target, str(base), alpha)
         wise = load_embedder(merged, config.retrieval)
         every |= prior_rankings(
             validation_embeddings(wise, rows_of, config), rows_of, config, alpha

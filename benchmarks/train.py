@@ -123,7 +123,7 @@ def main() -> None:
         result = {
             "seconds": {k: round(v, 1) for k, v in trainer.seconds.items()},
             "mining_rounds": trainer.mining_calls,
-            "zero_shot": {k: trainer.history[0][k] for k in (key, "seen", "unseen")},
+            "zero_shot": {k: trainer.history[0][k] for k in (key, "seen", "unseen", "scored")},
             f"per_epoch_{key}": [h[key] for h in trainer.history],
             **trainer.history[-1],
         }

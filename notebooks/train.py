@@ -104,6 +104,7 @@ from IPython.display import Image, display
 
 from eedi_utils.metrics import lb_key, map_key, recall_key
 from eedi_utils.train.retriever.report import CURVES_FILE
+from eedi_utils.train.retriever.run import SCORED_IN_TRAINING
 
 k = config.retrieval.top_k
 key, estimate = map_key(k), lb_key(k)
@@ -111,7 +112,7 @@ for entry in training.history:
     row = {"epoch": entry["epoch"], key: entry[key], recall_key(k): entry[recall_key(k)]}
     row |= {"seen": entry["seen"][key], "unseen": entry["unseen"][key]}
     row |= {"unseen_share": entry["unseen_share"], estimate: entry[estimate]}
-    print(json.dumps(row | {"scored": entry["scored"]}))
+    print(json.dumps(row | {"scored": entry.get("scored", SCORED_IN_TRAINING)}))  # older runs
 if training.history:
     display(Image(filename=str(output / CURVES_FILE)))
 else:

@@ -150,7 +150,7 @@ def test_qlora_merges_into_the_base_reloaded_in_half_precision(
 
 def test_the_qlora_merge_loads_its_base_on_the_cpu(t4, tiny_qwen, monkeypatch) -> None:
     """A 7B base in fp16 alone fills a 14.75 GiB T4 that still holds the 4-bit model: the base
-    for the merge is loaded on the CPU (in the T4's fp16), placed after the 4-bit one is freed."""
+    for the merge is loaded on the CPU (in the T4's fp16) and saved from there."""
     import eedi_utils.train.retriever.model as model_module
 
     loads = []

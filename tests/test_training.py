@@ -17,7 +17,7 @@ from eedi_utils.cli import main
 from eedi_utils.config import KitConfig
 from eedi_utils.data import SOURCE_COLUMN, CompetitionData, DataError, labelled
 from eedi_utils.embedder import load_embedder
-from eedi_utils.prior import PRIOR_FILE
+from eedi_utils.prior import PRIOR_FILE, read_prior
 from eedi_utils.splits import config_folds
 from eedi_utils.submission import read_submission, validate_submission
 from eedi_utils.train.retriever.data import prepare_data
@@ -333,6 +333,21 @@ def test_the_last_epoch_and_the_prior_score_the_model_as_predict_loads_it(
     assert [(h["epoch"], h["scored"]) for h in again.history] == [
         (h["epoch"], h["scored"]) for h in history
     ]
+
+    # Settings predict could not load the model with stop a run with validation rows at once;
+    # a run without any scores nothing and loads nothing again.
+    config.retrieval.load_in_bits = 4
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        RetrieverTraining(CompetitionData(sample), tmp_path / "bits", config)
+    config.train.val_fold, config.retrieval.unseen_prior = -1, 0.05
+
+    def never(path, retrieval):
+        raise AssertionError("a run without validation rows loads its model again")
+
+    monkeypatch.setattr(training, "load_embedder", never)
+    final = RetrieverTraining(CompetitionData(sample), tmp_path / "final", config)
+    final.run()
+    assert final.history == [] and read_prior(tmp_path / "final").strength == 0.05
 
 
 def cli_train(sample, model, out, config, *flags: str) -> int:

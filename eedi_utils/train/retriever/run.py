@@ -261,11 +261,6 @@ class RetrieverTraining:
         self.config, self.output_dir = config, Path(output_dir)
         self.callbacks = list(callbacks or [])
         self.device = resolve_device(config.retrieval.device)
-        # the saved model is reloaded as predict loads it (`run`): [retrieval] settings that
-        # cannot load it stop the run here, not after training
-        resolve_dtype(config.retrieval.dtype, self.device)
-        if config.retrieval.load_in_bits:
-            quantization_kwargs(config.retrieval.load_in_bits, self.device)
         # the trainer's arguments set up accelerate's process state (transformers 5.19
         # training_args.py resets it and, on CPU, passes cpu=True, without which torchrun's
         # processes are each "process 0 of 1": accelerate 1.15 state.py `_prepare_backend`);
@@ -275,6 +270,12 @@ class RetrieverTraining:
         if self.state.num_processes > 1:
             self.device = str(self.state.device)
         self.data = prepare_data(data, config)
+        if len(self.data.val_gold):  # the saved model is scored as predict loads it (`run`):
+            # [retrieval] settings that cannot load it stop the run here, not after training
+            loading = resolve_device(config.retrieval.device)
+            resolve_dtype(config.retrieval.dtype, loading)
+            if config.retrieval.load_in_bits:
+                quantization_kwargs(config.retrieval.load_in_bits, loading)
         self.mining_calls = 0
         self.history: list[dict] = []
         self.prior_tuning: PriorTuning | None = None
@@ -455,8 +456,11 @@ class RetrieverTraining:
         loads it, with the dtype, device and bits `load_embedder` resolves."""
         retrieval = self.config.retrieval
         device = resolve_device(retrieval.device)
-        bits = f", {retrieval.load_in_bits}-bit" if retrieval.load_in_bits else ""
-        return f"{SCORED_AS_SAVED} ({resolve_dtype(retrieval.dtype, device)}, {device}{bits})"
+        if retrieval.load_in_bits:  # computing in the device's half dtype (`quantization_kwargs`)
+            loaded = f"{retrieval.load_in_bits}-bit, computing {resolve_dtype('auto', device)}"
+        else:
+            loaded = str(resolve_dtype(retrieval.dtype, device))
+        return f"{SCORED_AS_SAVED} ({loaded}, {device})"
 
     def store_prior(self, model: Embedder, final: tuple[float, str] | None) -> None:
         """Tune the unseen prior on the validation rows, or for a run without any store
@@ -487,10 +491,10 @@ class RetrieverTraining:
     def run(self, resume: bool = False, overwrite: bool = False) -> Embedder:
         """Train into `output_dir`, which must be empty or new unless `resume` (go on from its
         last checkpoint) or `overwrite` (clear the earlier run there first); see
-        `check_output_dir`. The last epoch's report, the stored prior and the model returned
-        are the saved model's, loaded as `eedi predict` loads it ([retrieval] dtype, device,
-        bits). Under torchrun the main process saves and reloads while the others wait; they
-        return the model they trained."""
+        `check_output_dir`. With validation rows, the last epoch's report, the stored prior and
+        the model returned are the saved model's, loaded as `eedi predict` loads it
+        ([retrieval] dtype, device, bits); without, the trained model is returned. Under
+        torchrun the other processes return the model they trained once it is saved."""
         check_output_dir(self.output_dir, resume, overwrite)
         final = None
         if not len(self.data.val_gold):  # a bad prior source stops the run before any work
@@ -515,14 +519,19 @@ class RetrieverTraining:
             max_length = self.config.retrieval.max_seq_length
             dataset = self.config.kaggle.model_dataset
             model = merged_model(model, cfg, max_length, self.device, dataset)
-            release_memory()  # the trained (4-bit) model; the merged one is saved from where it is
+            release_memory()  # a QLoRA run's 4-bit model: its merge is saved from the CPU
+        if self.state.is_main_process:
+            model.save(str(self.output_dir))
+            (self.output_dir / RESOLVED_CONFIG).write_text(  # what it trained on, first
+                json.dumps(self.config.to_dict(), indent=2)
+            )
+        self.state.wait_for_everyone()  # the model is saved: no collective after this one
         if not self.state.is_main_process:
-            self.state.wait_for_everyone()
             return model
-        model.save(str(self.output_dir))
-        (self.output_dir / RESOLVED_CONFIG).write_text(  # what it trained on, first
-            json.dumps(self.config.to_dict(), indent=2)
-        )
+        if final is not None:  # no validation rows: nothing to score, the prior is given
+            self.store_prior(model, final)
+            write_history(self.history, self.output_dir, self.config.retrieval.top_k)
+            return model
         # Scored and returned as predict will load it, not in its training precision (the
         # weights as loaded for training, under the trainer's autocast when mixed precision is
         # on): the model in memory is released first, so two copies never share the device.
@@ -533,8 +542,6 @@ class RetrieverTraining:
         self.seconds["evaluation"] += time.perf_counter() - started
         self.record(model, completed_epochs(self.latest_checkpoint()), self.saved_label())
         self.store_prior(model, final)
-        write_history(self.history, self.output_dir, self.config.retrieval.top_k)
-        self.state.wait_for_everyone()
         return model
 
     def train_epochs(self, model: SentenceTransformer, checkpoint: Path | None) -> None:
