@@ -349,6 +349,8 @@ def run(args: argparse.Namespace) -> int:
 
         training = RetrieverTraining(data, args.output_dir, config)
         training.run(resume=args.resume, overwrite=args.overwrite_output_dir)
+        if not training.state.is_main_process:  # it finishes once the model is saved
+            return 0
         if training.history:
             print(json.dumps(training.history[-1], indent=2))
         tuning = training.prior_tuning

@@ -71,7 +71,10 @@ def test_two_process_training(sample, tiny_model, tmp_path) -> None:
     per_epoch = checkpoints[0]
     assert checkpoints == [per_epoch, 2 * per_epoch]  # one checkpoint per epoch end
     assert per_epoch <= math.ceil(single_process_steps / 2)  # each step used both ranks
-    assert [h["epoch"] for h in json.loads((out / "metrics.json").read_text())] == [0, 1, 2]
+    history = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1, 2]
+    assert history[-1]["scored"].startswith("saved model, loaded as eedi predict loads it")
+    assert result.stderr.count("unseen prior stored:") == 1  # the main process reports
     assert (out / "model.safetensors").exists()
 
 
