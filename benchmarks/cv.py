@@ -139,7 +139,8 @@ def fold_rows(
     cross-fitted prior and WiSE-FT choices."""
     model, out, rows_of, tuned_report, minutes = fine_tuned(variant, fold, config, data, args)
     # the base loaded as the fine-tuned model is (a sentence-transformers folder: a plain
-    # transformers one would get ST's default pooling here, not `[train] pooling`)
+    # transformers one would get ST's default pooling here, not `[train] pooling`, nor the
+    # pad token `build_model` gives a decoder without one)
     base = base_model_path(config.train, config.kaggle.model_dataset)
     zero_shot = load_embedder(base, config.retrieval)
     zero = score_model(zero_shot, rows_of, config)

@@ -81,8 +81,8 @@ def merged_model(
     'auto': fp16 on a T4, bf16 from sm80), not into the 4-bit weights it trained on: peft's
     `Linear4bit.merge` dequantises, adds and quantises the sum again, with a warning of rounding
     errors (peft 0.21.2, `tuners/lora/bnb.py`). That base is loaded and merged on the CPU (a 7B
-    in fp16 alone fills a T4) and saved from there; the run then loads the saved folder as
-    predict does."""
+    in fp16 alone fills a T4) and saved from there; with validation rows the run then loads
+    the saved folder as predict does."""
     if not config.load_in_4bit:
         return merge_lora(model)
     unquantized = replace(config, lora_r=0, load_in_4bit=False)

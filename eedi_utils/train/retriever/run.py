@@ -456,10 +456,11 @@ class RetrieverTraining:
         loads it, with the dtype, device and bits `load_embedder` resolves."""
         retrieval = self.config.retrieval
         device = resolve_device(retrieval.device)
-        if retrieval.load_in_bits:  # computing in the device's half dtype (`quantization_kwargs`)
-            loaded = f"{retrieval.load_in_bits}-bit, computing {resolve_dtype('auto', device)}"
-        else:
-            loaded = str(resolve_dtype(retrieval.dtype, device))
+        loaded = str(resolve_dtype(retrieval.dtype, device))  # the layers left unquantised
+        if retrieval.load_in_bits:
+            loaded += f", {retrieval.load_in_bits}-bit"
+        if retrieval.load_in_bits == 4:  # it computes in the device's half dtype
+            loaded += f", computing {resolve_dtype('auto', device)}"
         return f"{SCORED_AS_SAVED} ({loaded}, {device})"
 
     def store_prior(self, model: Embedder, final: tuple[float, str] | None) -> None:
@@ -493,7 +494,8 @@ class RetrieverTraining:
         last checkpoint) or `overwrite` (clear the earlier run there first); see
         `check_output_dir`. With validation rows, the last epoch's report, the stored prior and
         the model returned are the saved model's, loaded as `eedi predict` loads it
-        ([retrieval] dtype, device, bits); without, the trained model is returned. Under
+        ([retrieval] dtype, device, bits); without, the trained one (for LoRA the merged one,
+        for QLoRA on the CPU) is returned. Under
         torchrun the other processes return the model they trained once it is saved."""
         check_output_dir(self.output_dir, resume, overwrite)
         final = None
