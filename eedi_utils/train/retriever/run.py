@@ -89,7 +89,7 @@ when checkpoints are written); every other one is part of what made them."""
 SCORED_IN_TRAINING = "model in training"
 SCORED_AS_SAVED = "saved model, loaded as eedi predict loads it"
 """The `scored` of an epoch's report: the epochs before the last score the model in training,
-the last one the saved model (`RetrieverTraining.saved_label` adds its dtype and device)."""
+the last one the saved model (`RetrieverTraining.loading_label` adds its dtype and device)."""
 
 
 class OutputDirNotEmpty(ValueError):
@@ -270,12 +270,9 @@ class RetrieverTraining:
         if self.state.num_processes > 1:
             self.device = str(self.state.device)
         self.data = prepare_data(data, config)
-        if len(self.data.val_gold):  # the saved model is scored as predict loads it (`run`):
-            # [retrieval] settings that cannot load it stop the run here, not after training
-            loading = resolve_device(config.retrieval.device)
-            resolve_dtype(config.retrieval.dtype, loading)
-            if config.retrieval.load_in_bits:
-                quantization_kwargs(config.retrieval.load_in_bits, loading)
+        # the saved model is scored as predict loads it (`run`): [retrieval] settings that
+        # cannot load it stop a run with validation rows here, not after training
+        self.saved_label = self.loading_label() if len(self.data.val_gold) else ""
         self.mining_calls = 0
         self.history: list[dict] = []
         self.prior_tuning: PriorTuning | None = None
@@ -451,13 +448,15 @@ class RetrieverTraining:
         self.history = sorted([*others, report], key=lambda h: h["epoch"])
         write_history(self.history, self.output_dir, top_k)
 
-    def saved_label(self) -> str:
+    def loading_label(self) -> str:
         """The `scored` of the last epoch's report: the saved model, loaded as `eedi predict`
-        loads it, with the dtype, device and bits `load_embedder` resolves."""
+        loads it, with the dtype, device and bits `load_embedder` resolves; raises for
+        [retrieval] settings that cannot load it (`resolve_dtype`, `quantization_kwargs`)."""
         retrieval = self.config.retrieval
         device = resolve_device(retrieval.device)
         loaded = str(resolve_dtype(retrieval.dtype, device))  # the layers left unquantised
         if retrieval.load_in_bits:
+            quantization_kwargs(retrieval.load_in_bits, device)
             loaded += f", {retrieval.load_in_bits}-bit"
         if retrieval.load_in_bits == 4:  # it computes in the device's half dtype
             loaded += f", computing {resolve_dtype('auto', device)}"
@@ -495,8 +494,8 @@ class RetrieverTraining:
         `check_output_dir`. With validation rows, the last epoch's report, the stored prior and
         the model returned are the saved model's, loaded as `eedi predict` loads it
         ([retrieval] dtype, device, bits); without, the trained one (for LoRA the merged one,
-        for QLoRA on the CPU) is returned. Under
-        torchrun the other processes return the model they trained once it is saved."""
+        for QLoRA on the CPU) is returned. Under torchrun the other processes return the model
+        they trained once it is saved."""
         check_output_dir(self.output_dir, resume, overwrite)
         final = None
         if not len(self.data.val_gold):  # a bad prior source stops the run before any work
@@ -542,7 +541,7 @@ class RetrieverTraining:
         started = time.perf_counter()
         model = load_embedder(self.output_dir, self.config.retrieval)
         self.seconds["evaluation"] += time.perf_counter() - started
-        self.record(model, completed_epochs(self.latest_checkpoint()), self.saved_label())
+        self.record(model, completed_epochs(self.latest_checkpoint()), self.saved_label)
         self.store_prior(model, final)
         return model
 
