@@ -120,6 +120,39 @@ def test_a_model_whose_encode_changes_the_text_is_not_exported(
     assert not out.exists()
 
 
+def test_batches_run_side_by_side_come_back_in_order_and_a_failed_one_raises(
+    sample, tiny_model, tmp_path, monkeypatch
+):
+    """OpenVINO runs one batch per stream (PERFORMANCE_HINT THROUGHPUT, as many requests as
+    streams): with a batch per text the embeddings still land on their texts. A batch the
+    runtime rejects raises at once instead of leaving rows unwritten, and the next encoding
+    runs on fresh requests (a failed OpenVINO request keeps raising)."""
+    config = fp32()
+    config.export.check = False
+    config.retrieval.threads = 2
+    out = tmp_path / "export"
+    export_run.export_model(tiny_model, out, CompetitionData(sample), config)
+    exported = CpuEmbedder(out, config.retrieval)
+    assert exported.runtime.threads == 2 and exported.streams >= 1
+    texts = [f"What is {n}/{n + 3} of {12 * n}? " * (1 + n % 7) for n in range(40)]
+    together = exported.encode(texts, batch_size=64)
+    np.testing.assert_allclose(exported.encode(texts, batch_size=1), together, atol=1e-5)
+
+    tokenised = exported._tokenised
+
+    def one_broken(texts, positions):
+        found, inputs = tokenised(texts, positions)
+        if 7 in positions:
+            inputs["attention_mask"] = np.ones((3, inputs["input_ids"].shape[1] + 2), np.int64)
+        return found, inputs
+
+    monkeypatch.setattr(exported, "_tokenised", one_broken)
+    with pytest.raises(RuntimeError):
+        exported.encode(texts, batch_size=1)
+    monkeypatch.undo()
+    np.testing.assert_allclose(exported.encode(texts, batch_size=4), together, atol=1e-5)
+
+
 def test_an_export_ignores_retrieval_devices_and_says_so(sample, tiny_model, tmp_path, caplog):
     """One process per listed device would give each runtime every thread: an export runs in
     this process instead, and says so once, not once per fold."""
