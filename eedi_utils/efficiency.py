@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from eedi_utils.config import NUM_PREDICTIONS, RetrievalConfig
-from eedi_utils.cpu_embedder import CpuEmbedder
 from eedi_utils.embedder import encode, load_embedder
 from eedi_utils.metrics import lb_key, map_key
 
@@ -64,8 +63,7 @@ def efficiency_score(
 @dataclass(frozen=True)
 class EncodingRate:
     """One retrieval model's measured start and speed: loading plus a first small encode (what
-    the real run pays once), then texts per second on queries and on documents, a batch per
-    stream the model runs side by side."""
+    the real run pays once), then texts per second on one batch of queries and of documents."""
 
     model: str
     start_seconds: float
@@ -90,17 +88,16 @@ def measure_encoding(
     documents: Sequence[str],
     config: RetrievalConfig,
 ) -> list[EncodingRate]:
-    """Load each model as the run will (`embedder.load_embedder`) and time `queries` and
-    `documents`, `[retrieval] batch_size` texts for each stream the model runs side by side
-    (an OpenVINO export's `streams`: one batch would leave the other streams idle), in this
-    process: `[retrieval] devices` spread over several is not modelled."""
+    """Load each model as the run will (`embedder.load_embedder`) and time one batch of
+    `queries` and one of `documents` (`[retrieval] batch_size` texts each, in this process:
+    `[retrieval] devices` spread over several is not modelled)."""
     rates = []
     for path in paths:
         started = time.perf_counter()
         model = load_embedder(path, config)
         encode(model, queries[:2], config)  # the first call compiles or warms kernels
         start = time.perf_counter() - started
-        batch = config.batch_size * (model.streams if isinstance(model, CpuEmbedder) else 1)
+        batch = config.batch_size
         rates.append(
             EncodingRate(
                 Path(path).name if path is not None else "default model",

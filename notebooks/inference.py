@@ -21,10 +21,10 @@
 # row (`val_fold = -1`) has no such fold, and the notebook says so.
 #
 # On the commit run it also prints, before ranking, a runtime estimate for the hidden test
-# (each model's start and texts/second measured on a batch per stream, times the hidden
-# test's size), and at the end the run time from the first cell beside the CV, with the
-# efficiency-track score estimate on a CPU-only session (`eedi_utils.efficiency`; the same
-# notebook is the CPU kernel, `kernel-metadata/inference-cpu`).
+# (each model's start and texts/second measured on one batch, times the hidden test's size), and
+# at the end the run time from the first cell beside the CV, with the efficiency-track score
+# estimate on a CPU-only session (`eedi_utils.efficiency`; the same notebook is the CPU kernel,
+# `kernel-metadata/inference-cpu`).
 
 # %% parameters
 import time
@@ -71,7 +71,7 @@ print(f"data: {source}")
 data = CompetitionData(source.path)
 
 # %% 2. Runtime estimate for the hidden test, on the commit run: each model's start and
-#      texts/second on a batch per stream of train queries and of misconceptions
+#      texts/second on one batch of train queries and of misconceptions
 from eedi_utils import efficiency
 from eedi_utils.text import misconception_texts, query_texts
 

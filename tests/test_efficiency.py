@@ -119,38 +119,6 @@ def test_measuring_loads_the_model_and_times_a_batch_of_each_kind(tiny_model) ->
     assert rate.start_seconds > 0 and rate.queries_per_second > 0 < rate.documents_per_second
 
 
-def test_an_export_is_timed_on_a_batch_for_each_stream_it_runs(
-    sample, tiny_model, tmp_path, monkeypatch
-) -> None:
-    """An OpenVINO export runs a batch per stream side by side: one batch would time a single
-    stream and put the hidden test's encoding at up to `streams` times what it takes."""
-    pytest.importorskip("openvino")
-    from eedi_utils import efficiency
-    from eedi_utils.config import KitConfig
-    from eedi_utils.cpu_embedder import CpuEmbedder
-    from eedi_utils.data import CompetitionData
-    from eedi_utils.export.run import export_model
-
-    config = KitConfig()
-    config.export.check = False
-    config.retrieval = RetrievalConfig(batch_size=4, show_progress=False, dtype="float32")
-    out = tmp_path / "export"
-    export_model(tiny_model, out, CompetitionData(sample), config)
-    streams = CpuEmbedder(out, config.retrieval).streams
-    timed: list[int] = []
-    real_encode = efficiency.encode
-
-    def counted(model, texts, retrieval):
-        timed.append(len(texts))
-        return real_encode(model, texts, retrieval)
-
-    monkeypatch.setattr(efficiency, "encode", counted)
-    texts = [f"What is {n} + {n}? Answer: {3 * n}" for n in range(40)]
-    (rate,) = measure_encoding([out], texts, texts, config.retrieval)
-    assert timed == [2, 4 * streams, 4 * streams]  # the warm-up, then a batch per stream
-    assert rate.queries_per_second > 0 < rate.documents_per_second
-
-
 def test_a_gpu_is_found_without_importing_torch(tmp_path, monkeypatch) -> None:
     """An export's run never imports torch: the GPU is then read from the device nodes a
     container is given (/dev/nvidia0 per GPU; nvidiactl and nvidia-uvm come without one)."""
