@@ -9,11 +9,11 @@ model's pooling is inside it); embeddings are L2-normalised here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,7 +166,7 @@ class CpuEmbedder:
         self.max_seq_length = min(config.max_seq_length, int(self.record["max_seq_length"]))
         self.tokenizer = load_tokenizer(self.folder, self.record, self.max_seq_length)
         self._session: Any = None
-        self._new_queue: Callable[[], Any] | None = None
+        self._compiled: Any = None
         self.streams = 1
         self._load()
         check = self.record.get("check") or {}
@@ -204,57 +204,63 @@ class CpuEmbedder:
         properties = {
             "INFERENCE_NUM_THREADS": self.runtime.threads,
             "INFERENCE_PRECISION_HINT": self.runtime.compute,
-            # Batches side by side, one per stream (the threads split between them): an
-            # encoding is a throughput job, and a stream per core does not wait on the others.
+            # Batches side by side, one per stream: an encoding is a throughput job, and a
+            # stream does not wait on the threads of the others.
             "PERFORMANCE_HINT": "THROUGHPUT",
         }
-        compiled = openvino.Core().compile_model(path, "CPU", properties)
-        # What OpenVINO made of it (`cpu_streams_calculation.cpp`: the threads split into
-        # streams of one to a few threads, hyper-threads included on one socket).
-        threads = int(compiled.get_property("INFERENCE_NUM_THREADS"))
+        self._compiled = openvino.Core().compile_model(path, "CPU", properties)
+        # What OpenVINO made of it (`cpu_streams_calculation.cpp`): the threads split into
+        # streams of one to a few threads each, with hyper-threads on a single NUMA node.
+        threads = int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
         self.runtime = dataclasses.replace(self.runtime, threads=threads)
-        self.streams = int(compiled.get_property("NUM_STREAMS"))
-        requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self._new_queue = functools.partial(openvino.AsyncInferQueue, compiled, requests)
+        self.streams = int(self._compiled.get_property("NUM_STREAMS"))
+        self._requests = [self._compiled.create_infer_request() for _ in range(self.streams)]
 
     def _forward(
         self, batches: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]], out: np.ndarray
     ) -> None:
         """Runs each (positions, inputs) batch and writes its embeddings into `out` at its
-        positions. OpenVINO runs one batch per stream while the next ones are tokenised."""
-        if self._new_queue is None:
+        positions. OpenVINO keeps a batch running on every stream, through a request per
+        stream taken in turn, while the next ones are tokenised. Plain requests, not
+        `AsyncInferQueue`: its Python callbacks left the compiled model hanging on delete."""
+        if self._compiled is None:
             for positions, inputs in batches:
                 out[positions] = self._session.run(None, inputs)[0]
             return
-        failed: list[BaseException] = []
+        requests = self._requests
+        running: dict[int, np.ndarray] = {}  # request number: the positions of its batch
 
-        def store(request: Any, positions: np.ndarray) -> None:
-            try:
-                out[positions] = request.get_output_tensor(0).data
-            except BaseException as error:  # one raised in the callback would end the process
-                failed.append(error)
+        def finish(number: int) -> None:
+            requests[number].wait()
+            out[running.pop(number)] = requests[number].get_output_tensor(0).data
 
-        # A queue per call: a request that failed keeps raising, so none outlives its call.
-        queue = self._new_queue()
-        queue.set_callback(store)
         try:
-            for positions, inputs in batches:
-                queue.start_async(inputs, userdata=positions)
+            for count, (positions, inputs) in enumerate(batches):
+                number = count % len(requests)
+                if number in running:
+                    finish(number)
+                requests[number].start_async(inputs)  # copies the inputs
+                running[number] = positions
+            while running:
+                finish(next(iter(running)))
         finally:
-            queue.wait_all()  # nothing still writes into `out` once this returns or raises
-        if failed:
-            raise failed[0]
+            for request in requests:  # none runs on once this returns or raises
+                with contextlib.suppress(RuntimeError):
+                    request.wait()
 
     def encode(
         self, texts: Sequence[str], batch_size: int, show_progress: bool = False
     ) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text, in the order given. Texts are
-        encoded longest first, so each batch pads to little more than its own length."""
+        encoded longest first, so each batch pads to little more than its own length. An
+        OpenVINO export splits every `batch_size` texts over its streams: no more are in
+        flight, and in memory, than one batch would hold."""
         order = np.argsort([-len(text) for text in texts], kind="stable")
         embeddings = np.empty((len(texts), int(self.record["dimension"])), dtype=np.float32)
-        starts = range(0, len(texts), batch_size)
+        size = -(-batch_size // self.streams)
+        starts = range(0, len(texts), size)
         batches = (
-            self._tokenised(texts, order[start : start + batch_size])
+            self._tokenised(texts, order[start : start + size])
             for start in tqdm(starts, desc="encoding", disable=not show_progress)
         )
         self._forward(batches, embeddings)
