@@ -6,7 +6,8 @@ where the CPU runs it natively) and in each export `eedi export` writes (OpenVIN
 Runtime, fp32 and int8; OpenVINO computing in fp32, and in bf16 where native). Per row:
 encoding seconds for the scored fold's queries and all misconception names (tokenising and
 forward passes of one ranking split into its stages in a fresh process by
-`benchmarks/cpu_stages.py`, beside start-up, data and texts, loading, top-k and scoring),
+`benchmarks/cpu_stages.py`, beside start-up, data and texts, loading, top-k and scoring; an
+export tokenises while its streams run, so only the sum of the two is exact there),
 end-to-end seconds of `eedi evaluate` in another fresh process (the median of --repeats runs),
 both as ratios to the bare fp32 encode and to fp32 torch end to end, and MAP@25, seen, unseen
 and map@25_lb on the fold the model never trained on (fold 0 for the base model), and the
@@ -171,6 +172,8 @@ def main() -> None:
         "--repeats", type=int, default=1, help="end-to-end runs per row; the median is reported"
     )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     machine = {
         "cpu": cpu_name(),
         "flags": [flag for flag in FLAGS if flag in cpu_flags()],

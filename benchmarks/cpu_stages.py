@@ -2,6 +2,8 @@
 ranking path), reading the data and writing the texts, loading the model, tokenising, the
 model's forward passes, and the top-k with scoring. Prints one JSON object; also lists which
 heavy libraries the run imported (an export should import neither torch nor transformers).
+Tokenising is timed in a pass of its own and the forward passes are the encoding's time less
+that pass: an export tokenises while its streams run, so only their sum is exact there.
 
     python benchmarks/cpu_stages.py MODEL [--dtype auto] [--fold 0]
 
@@ -35,8 +37,11 @@ HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "scipy")
 
 
 def tokenise(model, texts: list[str], batch_size: int) -> None:
-    """Tokenise `texts` in length-sorted batches as the model's encode does, and nothing else."""
+    """Tokenise `texts` in length-sorted batches as the model's encode does (an export splits
+    each batch over its streams), and nothing else."""
     ordered = sorted(texts, key=len, reverse=True)
+    if isinstance(model, CpuEmbedder):
+        batch_size = -(-batch_size // model.streams)
     for start in range(0, len(ordered), batch_size):
         batch = ordered[start : start + batch_size]
         if isinstance(model, CpuEmbedder):

@@ -209,11 +209,12 @@ class CpuEmbedder:
             "PERFORMANCE_HINT": "THROUGHPUT",
         }
         self._compiled = openvino.Core().compile_model(path, "CPU", properties)
-        # What OpenVINO made of it (`cpu_streams_calculation.cpp`): the threads split into
-        # streams of one to a few threads each, with hyper-threads on a single NUMA node.
+        # What OpenVINO made of it: the threads split into streams of one to a few threads
+        # each (`cpu_streams_calculation.cpp`), hyper-threads included only where there is
+        # one NUMA node (`cpu_map_scheduling.cpp`).
         threads = int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
         self.runtime = dataclasses.replace(self.runtime, threads=threads)
-        self.streams = int(self._compiled.get_property("NUM_STREAMS"))
+        self.streams = max(1, int(self._compiled.get_property("NUM_STREAMS")))
         self._requests = [self._compiled.create_infer_request() for _ in range(self.streams)]
 
     def _forward(
@@ -221,8 +222,9 @@ class CpuEmbedder:
     ) -> None:
         """Runs each (positions, inputs) batch and writes its embeddings into `out` at its
         positions. OpenVINO keeps a batch running on every stream, through a request per
-        stream taken in turn, while the next ones are tokenised. Plain requests, not
-        `AsyncInferQueue`: its Python callbacks left the compiled model hanging on delete."""
+        stream taken in turn, while the next ones are tokenised. Plain requests: an
+        `AsyncInferQueue` with a Python callback hung on deleting the model (OpenVINO 2026.4.1,
+        after 4 to 8 batches)."""
         if self._compiled is None:
             for positions, inputs in batches:
                 out[positions] = self._session.run(None, inputs)[0]
@@ -253,8 +255,8 @@ class CpuEmbedder:
     ) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text, in the order given. Texts are
         encoded longest first, so each batch pads to little more than its own length. An
-        OpenVINO export splits every `batch_size` texts over its streams: no more are in
-        flight, and in memory, than one batch would hold."""
+        OpenVINO export splits every `batch_size` texts over its streams, so about one batch is
+        in flight, and in memory, at a time."""
         order = np.argsort([-len(text) for text in texts], kind="stable")
         embeddings = np.empty((len(texts), int(self.record["dimension"])), dtype=np.float32)
         size = -(-batch_size // self.streams)
