@@ -167,6 +167,7 @@ class CpuEmbedder:
         self.tokenizer = load_tokenizer(self.folder, self.record, self.max_seq_length)
         self._session: Any = None
         self._compiled: Any = None
+        self._requests: list[Any] = []
         self.streams = 1
         self._load()
         check = self.record.get("check") or {}

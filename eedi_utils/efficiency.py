@@ -95,7 +95,7 @@ def measure_encoding(
     for path in paths:
         started = time.perf_counter()
         model = load_embedder(path, config)
-        # The first batch compiles or warms kernels, and an export's every request
+        # A first batch compiles or warms the kernels (an export's on every request)
         encode(model, queries[: config.batch_size], config)
         start = time.perf_counter() - started
         batch = config.batch_size
