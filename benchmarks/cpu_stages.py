@@ -41,7 +41,7 @@ def tokenise(model, texts: list[str], batch_size: int) -> None:
     each batch over its streams), and nothing else."""
     ordered = sorted(texts, key=len, reverse=True)
     if isinstance(model, CpuEmbedder):
-        batch_size = -(-batch_size // model.streams)
+        batch_size = model.share(batch_size)
     for start in range(0, len(ordered), batch_size):
         batch = ordered[start : start + batch_size]
         if isinstance(model, CpuEmbedder):

@@ -168,7 +168,6 @@ class CpuEmbedder:
         self._session: Any = None
         self._compiled: Any = None
         self._requests: list[Any] = []
-        self.streams = 1
         self._load()
         check = self.record.get("check") or {}
         if check.get("passed") is False:
@@ -215,8 +214,17 @@ class CpuEmbedder:
         # one NUMA node (`cpu_map_scheduling.cpp`).
         threads = int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
         self.runtime = dataclasses.replace(self.runtime, threads=threads)
-        self.streams = max(1, int(self._compiled.get_property("NUM_STREAMS")))
-        self._requests = [self._compiled.create_infer_request() for _ in range(self.streams)]
+        streams = max(1, int(self._compiled.get_property("NUM_STREAMS")))
+        self._requests = [self._compiled.create_infer_request() for _ in range(streams)]
+
+    @property
+    def streams(self) -> int:
+        """Batches run side by side: one per OpenVINO request, 1 for ONNX Runtime."""
+        return max(1, len(self._requests))
+
+    def share(self, batch_size: int) -> int:
+        """Texts per request of a `batch_size` batch, split over the streams."""
+        return -(-batch_size // self.streams)
 
     def _forward(
         self, batches: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]], out: np.ndarray
@@ -260,7 +268,7 @@ class CpuEmbedder:
         in flight, and in memory, at a time."""
         order = np.argsort([-len(text) for text in texts], kind="stable")
         embeddings = np.empty((len(texts), int(self.record["dimension"])), dtype=np.float32)
-        size = -(-batch_size // self.streams)
+        size = self.share(batch_size)
         starts = range(0, len(texts), size)
         batches = (
             self._tokenised(texts, order[start : start + size])

@@ -133,7 +133,6 @@ def test_batches_of_several_requests_come_back_in_order_and_a_failed_one_raises(
     export_run.export_model(tiny_model, out, CompetitionData(sample), config)
     exported = CpuEmbedder(out, config.retrieval)
     # Three requests whatever OpenVINO chose here (it may make one stream on a CPU)
-    exported.streams = 3
     exported._requests = [exported._compiled.create_infer_request() for _ in range(3)]
     texts = [f"What is {n}/{n + 3} of {12 * n}? " * (1 + n % 7) for n in range(40)]
     sizes = []
